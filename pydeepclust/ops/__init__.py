@@ -1,0 +1,41 @@
+"""Fused ops for deep clustering, with pure-torch fallbacks.
+
+Each public function runs the native kernel (``torch.ops.pydeepclust.*``) when
+the extension has one for the input's device, else the reference in
+:mod:`pydeepclust.ops.reference`. See :func:`backend`, :func:`use_backend`.
+"""
+
+from pydeepclust.ops import _register  # noqa: F401  (fake kernels and autograd)
+from pydeepclust.ops._backend import (
+    BACKENDS,
+    backend,
+    build_info,
+    extension_available,
+    has_kernel,
+    set_backend,
+    use_backend,
+)
+from pydeepclust.ops.simplex import (
+    average_membership_strength,
+    code_width,
+    cosine_simplex_assign,
+    max_nearest_distance,
+    simplex_codes,
+    soft_memberships,
+)
+
+__all__ = [
+    "BACKENDS",
+    "average_membership_strength",
+    "backend",
+    "build_info",
+    "code_width",
+    "cosine_simplex_assign",
+    "extension_available",
+    "has_kernel",
+    "max_nearest_distance",
+    "set_backend",
+    "simplex_codes",
+    "soft_memberships",
+    "use_backend",
+]

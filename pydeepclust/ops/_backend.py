@@ -1,0 +1,105 @@
+"""Which implementation runs an op: the native extension or the pure-torch reference.
+
+The extension ``pydeepclust._C`` registers its kernels with the dispatcher on
+import. If it is absent (not built, or failed to load) every op falls back to
+:mod:`pydeepclust.ops.reference`. A kernel is used only when the extension has
+one for the input's device: a CPU-only build still serves CUDA tensors through
+the reference.
+
+Choose explicitly with :func:`set_backend` / :func:`use_backend`, or the
+environment variable ``PYDEEPCLUST_BACKEND`` (``auto``, ``extension``,
+``reference``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+try:
+    from pydeepclust import _C
+except ImportError as exc:  # not built, or built against another torch
+    _C = None
+    _IMPORT_ERROR: ImportError | None = exc
+else:
+    _IMPORT_ERROR = None
+
+BACKENDS = ("auto", "extension", "reference")
+_choice = "auto"
+
+
+def extension_available() -> bool:
+    """True when the native extension imported and registered its ops."""
+    return _C is not None
+
+
+def build_info() -> dict:
+    """How the extension was built (torch version, CUDA and arch list, OpenMP).
+
+    Without an extension: ``{"available": False, "error": <why it failed to load>}``.
+    """
+    if _C is None:
+        return {"available": False, "error": str(_IMPORT_ERROR)}
+    return {"available": True, **_C.build_info()}
+
+
+def set_backend(name: str) -> None:
+    """Select ``"auto"`` (extension where it has a kernel), ``"extension"`` or ``"reference"``."""
+    global _choice
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name == "extension" and _C is None:
+        raise RuntimeError(
+            f"backend 'extension' requested but pydeepclust._C failed to load: {_IMPORT_ERROR}"
+        )
+    _choice = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """Context manager form of :func:`set_backend` (restores the previous choice)."""
+    previous = _choice
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def backend() -> str:
+    """The backend in effect: ``"extension"`` or ``"reference"``."""
+    return "extension" if _C is not None and _choice != "reference" else "reference"
+
+
+def has_kernel(op: str, device: torch.device) -> bool:
+    """Whether the extension registered ``pydeepclust::<op>`` for ``device``'s type."""
+    if _C is None:
+        return False
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
+    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(
+        f"pydeepclust::{op}", key
+    )
+
+
+def use_native(op: str, device: torch.device) -> bool:
+    """Whether a call of ``op`` on ``device`` runs the native kernel now.
+
+    With the backend forced to ``"extension"`` a missing kernel is an error,
+    not a silent fallback.
+    """
+    if backend() == "reference":
+        return False
+    native = has_kernel(op, device)
+    if not native and _choice == "extension":
+        raise RuntimeError(
+            f"backend 'extension' is forced but pydeepclust::{op} has no kernel for "
+            f"device {torch.device(device)} (build_info: {build_info()})"
+        )
+    return native
+
+
+_env_choice = os.environ.get("PYDEEPCLUST_BACKEND")
+if _env_choice:
+    set_backend(_env_choice)

@@ -1,0 +1,38 @@
+"""Argument validation shared by the public op wrappers: errors that name the argument."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_tensor(t, name: str, fn: str, min_dim: int = 0, ndim: tuple[int, ...] | None = None):
+    """A float32/float64 tensor with an allowed number of dimensions."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}")
+    if ndim is not None and t.dim() not in ndim:
+        raise ValueError(f"{fn}: {name} must have {' or '.join(map(str, ndim))} dimensions, "
+                         f"got shape {tuple(t.shape)}")
+    if t.dim() < min_dim:
+        raise ValueError(
+            f"{fn}: {name} must have at least {min_dim} dimension(s), got shape {tuple(t.shape)}"
+        )
+
+
+def raise_on_bad_rows(bad: Tensor, name: str, fn: str) -> None:
+    """Raise ``ValueError`` naming the rows flagged in ``bad`` (NaN/inf input rows).
+
+    Skipped while ``torch.compile`` traces (a data-dependent branch would break
+    the graph); the op's outputs still mark those rows.
+    """
+    if torch.compiler.is_compiling() or bad.numel() == 0 or not bool(bad.any()):
+        return
+    flat = bad.reshape(-1).nonzero().squeeze(1)
+    raise ValueError(
+        f"{fn}: {name} has NaN or inf in {flat.numel()} row(s) (first flat row index: "
+        f"{int(flat[0])}); clean or drop them first"
+    )

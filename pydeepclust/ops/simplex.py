@@ -1,0 +1,174 @@
+"""Cosine distance to simplex codes: GenKSC's cluster loss and soft KSC memberships."""
+
+from __future__ import annotations
+
+
+import torch
+from torch import Tensor
+
+from pydeepclust.ops import reference
+from pydeepclust.ops._backend import use_native
+from pydeepclust.ops._checks import check_tensor, raise_on_bad_rows
+
+
+def code_width(k: int) -> int:
+    """Width of the simplex codes for ``k`` clusters: ``k - 1``, but 2 for ``k = 2``.
+
+    With one dimension the cosine to (+1) or (-1) is only a sign, whose gradient
+    is zero; like the GenKSC authors we use (1, 0) and (-1, 0) on two score dims.
+    """
+    _check_k(k)
+    return max(k - 1, 2)
+
+
+def simplex_codes(k: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
+    """The ``k`` vertices of a regular simplex centred at the origin, shape (k, code_width(k)).
+
+    Unit norm, pairwise cosine ``-1/(k-1)``. Built from the Helmert basis of the
+    plane orthogonal to (1, ..., 1), so the codes are deterministic; for ``k >= 3``
+    the first code lies in the plane of the first two score dimensions (the ones
+    GenKSC plots). For ``k = 2``: (1, 0) and (-1, 0).
+    """
+    _check_k(k)
+    if k == 2:
+        codes = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
+    else:
+        # Column j (0-based) of the Helmert basis: (1, .., 1, -(j+1), 0, ..) / sqrt((j+1)(j+2)).
+        j = torch.arange(1, k, dtype=torch.float64)
+        rows = torch.arange(k, dtype=torch.float64).unsqueeze(1)
+        basis = torch.where(rows < j, 1.0, torch.where(rows == j, -j, 0.0))
+        codes = basis / torch.sqrt(j * (j + 1))
+        codes = codes / torch.linalg.vector_norm(codes, dim=1, keepdim=True)
+    return codes.to(dtype=dtype, device=device)
+
+
+def max_nearest_distance(k: int) -> float:
+    """Largest possible ``min_c (1 - cos(e, s_c))`` over directions e: ``1 - 1/(k-1)``.
+
+    It is reached opposite a vertex; for ``k = 2`` (codes (1,0), (-1,0)) it is 1,
+    reached orthogonal to both codes.
+    """
+    _check_k(k)
+    return 1.0 if k == 2 else 1.0 - 1.0 / (k - 1)
+
+
+def cosine_simplex_assign(
+    E: Tensor, codes: Tensor, normalize: bool = True, check_finite: bool = True
+) -> tuple[Tensor, Tensor]:
+    """Cosine distance of each row of ``E`` to its nearest code, and that code's index.
+
+    Args:
+        E: scores, shape (..., m); float32 or float64.
+        codes: (k, m), usually :func:`simplex_codes`; cast to ``E``'s dtype.
+        normalize: divide the distance by :func:`max_nearest_distance` (k) so it lies
+            in [0, 1] for simplex codes, as the GenKSC authors do.
+        check_finite: raise ``ValueError`` naming the rows of ``E`` that hold NaN or
+            inf (skipped inside ``torch.compile``; the raw op marks them with
+            label -1 and a NaN distance instead).
+
+    Returns:
+        ``(dist, label)`` of shape (...): ``dist`` is differentiable with respect to
+        ``E`` (codes are constants); ``label`` is int64. A zero row has distance
+        ``scale`` (cos = 0), label 0 and zero gradient. Ties go to the lower index.
+    """
+    codes = _check_inputs(E, codes, "cosine_simplex_assign")
+    scale = 1.0 / max_nearest_distance(codes.shape[0]) if normalize else 1.0
+    if use_native("cosine_simplex_assign", E.device):
+        dist, label = torch.ops.pydeepclust.cosine_simplex_assign(E, codes, scale)
+    else:
+        dist, label = reference.cosine_simplex_assign(E, codes, scale)
+    if check_finite:
+        raise_on_bad_rows(label < 0, "E", "cosine_simplex_assign")
+    return dist, label
+
+
+def soft_memberships(E: Tensor, codes: Tensor, check_finite: bool = True) -> Tensor:
+    """Soft KSC cluster memberships of each row of ``E``, shape (..., k); rows sum to 1.
+
+    ``m_ic = prod_{j != c} d_ij / sum_l prod_{j != l} d_ij`` (Langone, Mall & Suykens
+    2013) with ``d_ic = 1 - cos(e_i, s_c)``: the nearest code gets the largest
+    membership. Evaluated in a form that cannot overflow or underflow for large k.
+    Not differentiable (an evaluation and model-selection tool).
+    """
+    codes = _check_inputs(E, codes, "soft_memberships")
+    if use_native("soft_memberships", E.device):
+        out = torch.ops.pydeepclust.soft_memberships(E, codes)
+    else:
+        out = reference.soft_memberships(E, codes)
+    if check_finite:
+        raise_on_bad_rows(torch.isnan(out[..., 0]), "E", "soft_memberships")
+    return out
+
+
+def average_membership_strength(memberships: Tensor, labels: Tensor | None = None) -> Tensor:
+    """Average membership strength (AMS): ``(1/k) sum_c mean_{i in cluster c} m_ic``.
+
+    Args:
+        memberships: (n, k) from :func:`soft_memberships`.
+        labels: (n,) cluster of each row; defaults to the argmax membership.
+
+    Returns a 0-d tensor in [1/k, 1]. An empty cluster contributes 0, so
+    solutions that leave clusters empty score lower (as a model-selection
+    criterion should).
+    """
+    if not isinstance(memberships, Tensor) or memberships.dim() != 2 or memberships.shape[1] < 1:
+        raise ValueError(
+            "average_membership_strength: memberships must be a tensor of shape (n, k), got "
+            f"{getattr(memberships, 'shape', type(memberships).__name__)}"
+        )
+    n, k = memberships.shape
+    if n == 0:
+        raise ValueError("average_membership_strength: memberships has no rows")
+    if labels is None:
+        labels = memberships.argmax(dim=1)
+    elif labels.shape != (n,) or labels.dtype.is_floating_point:
+        raise ValueError(
+            f"average_membership_strength: labels must be an integer tensor of shape ({n},), "
+            f"got {labels.dtype} {tuple(labels.shape)}"
+        )
+    elif n and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"average_membership_strength: labels must lie in [0, {k})")
+    own = memberships.gather(1, labels.unsqueeze(1)).squeeze(1)
+    counts = torch.bincount(labels, minlength=k).to(memberships.dtype)
+    sums = torch.zeros(k, dtype=memberships.dtype, device=memberships.device).index_add_(
+        0, labels, own
+    )
+    per_cluster = torch.where(counts > 0, sums / counts.clamp_min(1), torch.zeros_like(sums))
+    return per_cluster.mean()
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise ValueError(f"k (number of clusters) must be an integer >= 2, got {k!r}")
+
+
+def _check_inputs(E: Tensor, codes: Tensor, fn: str) -> Tensor:
+    """Validate ``E`` (..., m) and ``codes`` (k, m); return codes in E's dtype."""
+    check_tensor(E, "E", fn, min_dim=1)
+    if not isinstance(codes, Tensor) or codes.dim() != 2 or 0 in codes.shape:
+        raise ValueError(
+            f"{fn}: codes must be a non-empty tensor of shape (k, m), got "
+            f"{getattr(codes, 'shape', type(codes).__name__)}"
+        )
+    if codes.device != E.device:
+        raise ValueError(
+            f"{fn}: E and codes must be on the same device, got {E.device} and {codes.device}"
+        )
+    if E.shape[-1] != codes.shape[1]:
+        raise ValueError(
+            f"{fn}: E must have shape (..., m) with m = codes.shape[1] = {codes.shape[1]} "
+            f"(simplex codes for k clusters have width code_width(k)), got {tuple(E.shape)}"
+        )
+    if not codes.dtype.is_floating_point:
+        raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
+    return codes.to(E.dtype)
+
+
+__all__ = [
+    "average_membership_strength",
+    "code_width",
+    "cosine_simplex_assign",
+    "max_nearest_distance",
+    "simplex_codes",
+    "soft_memberships",
+]
