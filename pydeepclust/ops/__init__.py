@@ -5,7 +5,6 @@ the extension has one for the input's device, else the reference in
 :mod:`pydeepclust.ops.reference`. See :func:`backend`, :func:`use_backend`.
 """
 
-from pydeepclust.ops import _register  # noqa: F401  (fake kernels and autograd)
 from pydeepclust.ops._backend import (
     BACKENDS,
     backend,

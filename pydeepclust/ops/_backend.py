@@ -14,6 +14,7 @@ environment variable ``PYDEEPCLUST_BACKEND`` (``auto``, ``extension``,
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import torch
@@ -75,12 +76,24 @@ def backend() -> str:
 
 def has_kernel(op: str, device: torch.device) -> bool:
     """Whether the extension registered ``pydeepclust::<op>`` for ``device``'s type."""
-    if _C is None:
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
-    return key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(
-        f"pydeepclust::{op}", key
+    return _has_kernel(op, torch.device(device).type)
+
+
+@functools.lru_cache(maxsize=None)
+def _registered(op: str, device_type: str) -> bool:
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
+    return (
+        _C is not None
+        and key is not None
+        and torch._C._dispatch_has_kernel_for_dispatch_key(f"pydeepclust::{op}", key)
     )
+
+
+# Registrations are fixed once the extension is imported, so torch.compile may
+# treat the answer as a constant instead of tracing the dispatcher query.
+@torch.compiler.assume_constant_result
+def _has_kernel(op: str, device_type: str) -> bool:
+    return _registered(op, device_type)
 
 
 def use_native(op: str, device: torch.device) -> bool:

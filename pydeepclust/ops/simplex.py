@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import use_native
+from pydeepclust.ops._backend import extension_available, use_native
 from pydeepclust.ops._checks import check_tensor, raise_on_bad_rows
 
 
@@ -162,6 +162,44 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str) -> Tensor:
     if not codes.dtype.is_floating_point:
         raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
     return codes.to(E.dtype)
+
+
+# Fake kernels (for torch.compile) and the autograd formula of the native ops.
+if extension_available():
+
+    @torch.library.register_fake("pydeepclust::cosine_simplex_assign")
+    def _assign_fake(E, codes, scale):
+        batch = E.shape[:-1]
+        return E.new_empty(batch), E.new_empty(batch, dtype=torch.long)
+
+    @torch.library.register_fake("pydeepclust::cosine_simplex_assign_backward")
+    def _assign_backward_fake(grad_dist, E, codes, label, scale):
+        return torch.empty_like(E, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake("pydeepclust::soft_memberships")
+    def _memberships_fake(E, codes):
+        return E.new_empty((*E.shape[:-1], codes.shape[0]))
+
+    def _assign_setup_context(ctx, inputs, output):
+        E, codes, scale = inputs
+        _, label = output
+        ctx.save_for_backward(E, codes, label)
+        ctx.scale = scale
+
+    def _assign_backward(ctx, grad_dist, grad_label):
+        E, codes, label = ctx.saved_tensors
+        grad_E = None
+        if ctx.needs_input_grad[0]:
+            grad_E = torch.ops.pydeepclust.cosine_simplex_assign_backward(
+                grad_dist, E, codes, label, ctx.scale
+            )
+        return grad_E, None, None
+
+    torch.library.register_autograd(
+        "pydeepclust::cosine_simplex_assign",
+        _assign_backward,
+        setup_context=_assign_setup_context,
+    )
 
 
 __all__ = [
