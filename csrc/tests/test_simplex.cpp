@@ -1,0 +1,156 @@
+// Unit tests of csrc/include/pydeepclust/simplex.h against hand-computed values,
+// finite differences and the product form of the soft memberships.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "check.h"
+#include "pydeepclust/simplex.h"
+
+namespace sx = pydeepclust::simplex;
+
+// Regular simplex codes for k = 3 in R^2 (unit norm, pairwise cosine -1/2).
+template <typename T>
+std::vector<T> codes3() {
+  const T h = T(std::sqrt(3.0) / 2);
+  return {T(1), T(0), T(-0.5), h, T(-0.5), -h};
+}
+
+template <typename T>
+void test_assign_table(double tol) {
+  const auto codes = codes3<T>();
+  const T inv_cn[3] = {1, 1, 1};
+  struct Case { T e0, e1; int64_t label; double dist; };
+  const Case cases[] = {
+      {T(2), T(0), 0, 0.0},                     // on code 0
+      {T(-0.5), T(std::sqrt(3.0) / 2), 1, 0.0},  // on code 1
+      {T(0), T(-1), 2, 1 - std::sqrt(3.0) / 2},  // between codes 0 and 2 -> nearer code 2
+      {T(-1), T(0), 1, 0.5},                    // opposite code 0: equidistant 1 and 2, lower index
+      {T(0), T(0), 0, 1.0},                     // zero row: cos = 0, label 0
+  };
+  for (const auto& c : cases) {
+    const T e[2] = {c.e0, c.e1};
+    T dist = -1;
+    int64_t label = -2;
+    sx::row_assign(e, 1, codes.data(), inv_cn, 3, 2, T(1), &dist, &label);
+    CHECK(label == c.label);
+    CHECK_NEAR(dist, c.dist, tol);
+  }
+  // scale multiplies, strides are honoured
+  const T strided[4] = {T(0), T(99), T(-1), T(99)};
+  T dist;
+  int64_t label;
+  sx::row_assign(strided, 2, codes.data(), inv_cn, 3, 2, T(2), &dist, &label);
+  CHECK(label == 2);
+  CHECK_NEAR(dist, 2 * (1 - std::sqrt(3.0) / 2), tol);
+}
+
+template <typename T>
+void test_non_finite_rows() {
+  const auto codes = codes3<T>();
+  const T inv_cn[3] = {1, 1, 1};
+  const T rows[3][2] = {{std::numeric_limits<T>::quiet_NaN(), T(1)},
+                        {T(1), std::numeric_limits<T>::infinity()},
+                        {-std::numeric_limits<T>::infinity(), T(0)}};
+  for (const auto& e : rows) {
+    T dist = 0;
+    int64_t label = 0;
+    sx::row_assign(e, 1, codes.data(), inv_cn, 3, 2, T(1), &dist, &label);
+    CHECK(label == -1);
+    CHECK(std::isnan(dist));
+    T grad[2] = {T(7), T(7)};
+    sx::row_assign_grad(e, 1, codes.data(), inv_cn, 2, 0, T(1), T(1), grad, 1);
+    CHECK(grad[0] == T(0) && grad[1] == T(0));
+  }
+}
+
+// Gradient against central differences of the distance to the chosen code.
+void test_gradient_finite_differences() {
+  const auto codes = codes3<double>();
+  const double inv_cn[3] = {1, 1, 1};
+  const double e[2] = {0.3, -0.9};
+  double dist;
+  int64_t label;
+  sx::row_assign(e, 1, codes.data(), inv_cn, 3, 2, 1.5, &dist, &label);
+  double grad[2];
+  sx::row_assign_grad(e, 1, codes.data(), inv_cn, 2, label, 1.5, 0.7, grad, 1);
+  for (int j = 0; j < 2; ++j) {
+    double ep[2] = {e[0], e[1]}, em[2] = {e[0], e[1]};
+    const double h = 1e-6;
+    ep[j] += h;
+    em[j] -= h;
+    double dp, dm;
+    int64_t lp, lm;
+    sx::row_assign(ep, 1, codes.data(), inv_cn, 3, 2, 1.5, &dp, &lp);
+    sx::row_assign(em, 1, codes.data(), inv_cn, 3, 2, 1.5, &dm, &lm);
+    CHECK(lp == label && lm == label);
+    CHECK_NEAR(grad[j], 0.7 * (dp - dm) / (2 * h), 1e-8);
+  }
+  const double zero[2] = {0, 0};
+  sx::row_assign_grad(zero, 1, codes.data(), inv_cn, 2, 0, 1.0, 1.0, grad, 1);
+  CHECK(grad[0] == 0 && grad[1] == 0);
+}
+
+// Memberships: the stable form equals Langone et al.'s product form.
+void test_memberships_product_form() {
+  const double d[4] = {0.2, 1.3, 0.7, 1.9};
+  double m[4] = {d[0], d[1], d[2], d[3]};
+  sx::memberships_from_distances(m, 1, 4);
+  double prods[4], total = 0;
+  for (int c = 0; c < 4; ++c) {
+    prods[c] = 1;
+    for (int j = 0; j < 4; ++j)
+      if (j != c) prods[c] *= d[j];
+    total += prods[c];
+  }
+  double sum = 0;
+  for (int c = 0; c < 4; ++c) {
+    CHECK_NEAR(m[c], prods[c] / total, 1e-15);
+    sum += m[c];
+  }
+  CHECK_NEAR(sum, 1.0, 1e-15);
+  // exactly on a code; two codes tied at zero share equally
+  double on[3] = {0.0, 1.5, 1.5};
+  sx::memberships_from_distances(on, 1, 3);
+  CHECK(on[0] == 1.0 && on[1] == 0.0 && on[2] == 0.0);
+  double tie[3] = {0.0, 0.0, 1.0};
+  sx::memberships_from_distances(tie, 1, 3);
+  CHECK_NEAR(tie[0], 0.5, 0);
+  CHECK_NEAR(tie[1], 0.5, 0);
+}
+
+// k = 100 in float32: products of 99 distances underflow, the ratio form must not.
+void test_memberships_large_k_float() {
+  const int k = 100;
+  std::vector<float> row(k);
+  for (int c = 0; c < k; ++c) row[c] = 1e-3f + 1e-4f * float(c);
+  sx::memberships_from_distances(row.data(), 1, k);
+  float sum = 0;
+  for (int c = 0; c < k; ++c) {
+    CHECK(std::isfinite(row[c]) && row[c] > 0);
+    sum += row[c];
+  }
+  CHECK_NEAR(sum, 1.0, 1e-5);
+  CHECK(row[0] > row[k - 1]);
+}
+
+void test_row_distances_zero_row() {
+  const auto codes = codes3<double>();
+  const double inv_cn[3] = {1, 1, 1};
+  const double zero[2] = {0, 0};
+  double out[3];
+  sx::row_distances(zero, 1, codes.data(), inv_cn, 3, 2, out, 1);
+  CHECK(out[0] == 1 && out[1] == 1 && out[2] == 1);
+}
+
+int main() {
+  test_assign_table<float>(1e-6);
+  test_assign_table<double>(1e-15);
+  test_non_finite_rows<float>();
+  test_non_finite_rows<double>();
+  test_gradient_finite_differences();
+  test_memberships_product_form();
+  test_memberships_large_k_float();
+  test_row_distances_zero_row();
+  return pdc_test::report("test_simplex");
+}
