@@ -1,0 +1,59 @@
+# pydeepclust: one place that sets up, builds, runs the main job and the tests.
+#   make demo   set up .venv (torch, the extension) and run the main job on built-in data
+#   make test   set up the same way and run every test (CTest, then pytest)
+#   make bench  the op benchmarks (pytest-benchmark), tables in benchmarks/results/
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+# The CUDA-13 build of torch, so that every .cu file is compiled and linked
+# even on machines without a GPU; TORCH_SPEC=torch==2.13.0 gives the CPU build.
+TORCH_SPEC ?= torch==2.14.1
+MAX_JOBS ?= 2
+NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_PACKAGES := cmake dataset-fashion-mnist
+
+.PHONY: setup build demo test ctest pytest bench clean
+
+setup: $(VENV)/.installed
+
+# System packages: cmake (C++ tests) and Fashion-MNIST (the Debian data package).
+.apt-done:
+	@if ! command -v cmake >/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(APT_PACKAGES); fi
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml Makefile .apt-done
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)" setuptools wheel ninja pybind11
+	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
+	@touch $@
+
+# Rebuild the extension (incremental: ninja only recompiles what changed).
+build: setup
+	MAX_JOBS=$(MAX_JOBS) $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pydeepclust info
+
+demo: build
+	$(PY) -m pydeepclust bench
+
+ctest: setup
+	cmake -S . -B build-cmake $(if $(NVCC),-DCMAKE_CUDA_COMPILER=$(NVCC)) >/dev/null
+	cmake --build build-cmake -j$(MAX_JOBS)
+	ctest --test-dir build-cmake --output-on-failure
+
+pytest: build
+	$(PY) -m pytest tests -q
+
+test: ctest pytest
+
+bench: build
+	mkdir -p benchmarks/results
+	for f in benchmarks/bench_*.py; do \
+	  name=$$(basename $$f .py | sed 's/^bench_//'); \
+	  $(PY) -m pytest $$f --benchmark-only -q --benchmark-json=benchmarks/results/$$name.json && \
+	  $(PY) benchmarks/report.py benchmarks/results/$$name.json > benchmarks/results/$$name.md; \
+	done
+
+clean:
+	rm -rf build build-cmake .apt-done pydeepclust/*.so

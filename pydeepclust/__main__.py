@@ -1,0 +1,3 @@
+from pydeepclust.cli import main
+
+raise SystemExit(main())
