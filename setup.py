@@ -3,6 +3,9 @@
 CUDA kernels are compiled when nvcc and a CUDA build of torch are present (or
 FORCE_CUDA=1); FORCE_ONLY_CPU=1 builds the CPU kernels alone. Without a visible
 GPU, TORCH_CUDA_ARCH_LIST defaults to DEFAULT_CUDA_ARCHS below.
+PYDEEPCLUST_SKIP_EXT=1 installs the Python package alone (the Makefile does so
+for the editable install, then builds the extension in place with
+``setup.py build_ext --inplace``, which is incremental in ./build).
 """
 
 import glob
@@ -64,5 +67,8 @@ def _extensions():
     ], cpp_extension.BuildExtension.with_options(use_ninja=True)
 
 
-ext_modules, build_ext = _extensions()
-setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})
+if _flag("PYDEEPCLUST_SKIP_EXT"):
+    setup()
+else:
+    ext_modules, build_ext = _extensions()
+    setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})
