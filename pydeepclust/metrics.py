@@ -42,7 +42,8 @@ def _check_pair(y_true, y_pred, fn: str) -> tuple[np.ndarray, np.ndarray]:
     y_pred = _as_label_array(y_pred, "y_pred", fn)
     if y_true.shape != y_pred.shape:
         raise ValueError(
-            f"{fn}: y_true and y_pred must have the same length, got {y_true.size} and {y_pred.size}"
+            f"{fn}: y_true and y_pred must have the same length, got {y_true.size} and "
+            f"{y_pred.size}"
         )
     return y_true, y_pred
 
