@@ -1,18 +1,27 @@
 """Command line: ``python -m pydeepclust <command>``.
 
 Commands:
+  fit     train a clustering model on a data set; writes metrics.json, the
+          checkpoint and the model's pictures to --out
   info    how the native extension was built and which backend is active
   bench   a quick timing of the fused ops against their pure-torch references
           (the full suite is ``make bench``, built on pytest-benchmark)
+
+Each model module provides three hooks used by ``fit``:
+``add_cli_arguments(parser)``, ``from_cli(args, dataset) -> estimator`` and
+``cli_outputs(model, X, dataset, out_dir) -> {name: path}`` (its pictures).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import statistics
 import time
 
+import numpy as np
 import torch
 
 import pydeepclust.ops as ops
@@ -46,6 +55,60 @@ def _bench_cases(n: int, device: torch.device):
         yield f"cosine_simplex_assign fwd+bwd n={n} k={k}", step
 
 
+# model name -> module with the CLI hooks (imported lazily: --help stays fast)
+MODELS = {
+
+}
+
+
+def model_input(dataset, arch: str = "auto") -> np.ndarray:
+    """X as the model should see it: (n, H, W) images for image sets (so conv nets can
+    be chosen), (n, d) otherwise."""
+    if dataset.image_shape is not None:
+        return dataset.X.reshape(len(dataset), *dataset.image_shape)
+    return dataset.X
+
+
+def cmd_fit(args) -> int:
+    from pydeepclust.data import load_dataset
+    from pydeepclust.metrics import cluster_report
+
+    module = importlib.import_module(MODELS[args.model])
+    train = load_dataset(args.data, split="train" if args.test else "all", path=args.data_path,
+                         random_state=args.data_seed)
+    model = module.from_cli(args, train)
+    X = model_input(train)
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    model.fit(X)
+    wall = time.perf_counter() - start
+    results = {"model": args.model, "data": train.name, "n_samples": len(train),
+               "seed": args.seed, "fit_seconds": round(wall, 2),
+               "train": cluster_report(train.y, model.labels_)}
+    if args.test:
+        test = load_dataset(args.data, split="test", path=args.data_path,
+                            random_state=args.data_seed)
+        results["test"] = cluster_report(test.y, model.predict(model_input(test)))
+        results["test_data"] = test.name
+    results["params"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+                         for k, v in model.get_params().items()}
+    checkpoint = os.path.join(args.out, "model.pt")
+    model.save(checkpoint)
+    pictures = module.cli_outputs(model, X, train, args.out) if not args.no_pictures else {}
+    results["files"] = {"checkpoint": checkpoint, **pictures}
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    for split in ("train", "test"):
+        if split in results:
+            r = results[split]
+            print(f"{args.model} on {results.get(split + '_data', train.name)}: "
+                  f"NMI {r['nmi']:.4f}  ARI {r['ari']:.4f}  ACC {r['acc']:.4f}")
+    print(f"fit took {wall:.1f} s; metrics, checkpoint and pictures in {args.out}/")
+    for name, path in pictures.items():
+        print(f"  {name}: {path}")
+    return 0
+
+
 def cmd_info(args) -> int:
     print(json.dumps({"backend": ops.backend(), **ops.build_info()}, indent=2))
     return 0
@@ -70,10 +133,39 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
+    from pydeepclust.data import DATASETS
+
+    p.add_argument("--data", default="digits012", choices=sorted(DATASETS),
+                   help="data set (built-in or synthetic; fashion-mnist from the Debian package)")
+    p.add_argument("--data-path", default=None,
+                   help="folder of the IDX files for fashion-mnist / mnist")
+    p.add_argument("--data-seed", type=int, default=0,
+                   help="seed of synthetic data and of the train/test split")
+    p.add_argument("--test", action="store_true",
+                   help="train on the train split and also report the test split")
+    p.add_argument("--k", type=int, default=None,
+                   help="number of clusters (default: the number of classes)")
+    p.add_argument("--seed", type=int, default=0, help="random_state of the model")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--out", default="runs/latest", help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-pictures", action="store_true", help="skip the pictures")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pydeepclust", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="train a clustering model and evaluate it")
+    models = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, module_name in MODELS.items():
+        module = importlib.import_module(module_name)
+        p = models.add_parser(name, help=(module.__doc__ or name).strip().splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        _add_common_fit_arguments(p)
+        module.add_cli_arguments(p)
+        p.set_defaults(func=cmd_fit)
     info = sub.add_parser("info", help="build information and the active backend")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="quick timing of the fused ops vs the references")

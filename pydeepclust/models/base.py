@@ -1,0 +1,209 @@
+"""The estimator base every pydeepclust model shares.
+
+scikit-learn conventions: hyperparameters are stored unchanged by ``__init__``
+(so ``get_params``/``set_params``/``clone`` work), ``fit`` returns ``self`` and
+sets ``labels_``, ``predict``/``transform`` take new data, ``fit_predict`` comes
+from ``ClusterMixin``. Reproducible with ``random_state`` without touching the
+global torch RNG. Checkpoints hold tensors and plain values only and load with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+CHECKPOINT_FORMAT = 1
+
+
+class DeepClusterer(ClusterMixin, BaseEstimator):
+    """Shared machinery: input checks, seeding, mini-batches, progress, checkpoints.
+
+    Subclasses implement ``_fit(X)`` (X a float32 CPU tensor of validated shape),
+    ``_transform(X)``, ``_predict(X)``, and list their trainable modules in
+    ``_modules()`` and their other fitted tensors in ``_fitted_tensors()``.
+    """
+
+    # -- public API ---------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Train on ``X`` of shape (n, d), (n, H, W) or (n, C, H, W); ``y`` is ignored."""
+        X = self._check_X(X, fitting=True)
+        self.sample_shape_ = tuple(X.shape[1:])
+        self.n_features_in_ = int(np.prod(self.sample_shape_))
+        self._fit(X)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster labels of new samples (numpy int64)."""
+        check_is_fitted(self, "labels_")
+        with torch.no_grad():
+            return self._predict(self._check_X(X)).cpu().numpy()
+
+    def transform(self, X) -> np.ndarray:
+        """The model's embedding of new samples (numpy float32)."""
+        check_is_fitted(self, "labels_")
+        with torch.no_grad():
+            return self._transform(self._check_X(X)).cpu().numpy()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write hyperparameters, network weights and fitted state to ``path``."""
+        check_is_fitted(self, "labels_")
+        params = {k: v for k, v in self.get_params(deep=False).items()}
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "estimator": type(self).__name__,
+            "params": params,
+            "sample_shape": list(self.sample_shape_),
+            "labels": torch.as_tensor(self.labels_),
+            "modules": {name: m.state_dict() for name, m in self._modules().items()},
+            "tensors": {k: v.detach().cpu() for k, v in self._fitted_tensors().items()},
+        }
+        torch.save(state, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None):
+        """Rebuild a fitted estimator from :meth:`save`'s file (safe: ``weights_only=True``)."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("estimator") != cls.__name__:
+            raise ValueError(
+                f"{path} is not a {cls.__name__} checkpoint (estimator={state.get('estimator')!r}, "
+                f"format={state.get('format')!r})"
+            )
+        params = dict(state["params"])
+        if device is not None:
+            params["device"] = device
+        est = cls(**params)
+        est.sample_shape_ = tuple(state["sample_shape"])
+        est.n_features_in_ = int(np.prod(est.sample_shape_))
+        est._build(est.sample_shape_)
+        for name, module in est._modules().items():
+            module.load_state_dict(state["modules"][name])
+            module.to(est._device()).eval()
+        est._load_fitted_tensors({k: v.to(est._device()) for k, v in state["tensors"].items()})
+        est.labels_ = state["labels"].numpy()
+        return est
+
+    # -- hooks for subclasses -------------------------------------------------
+
+    def _fit(self, X: Tensor) -> None:
+        raise NotImplementedError
+
+    def _predict(self, X: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _transform(self, X: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _build(self, sample_shape: tuple[int, ...]) -> None:
+        """Create the networks for samples of ``sample_shape`` (seeded)."""
+        raise NotImplementedError
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def _fitted_tensors(self) -> dict[str, Tensor]:
+        return {}
+
+    def _load_fitted_tensors(self, tensors: dict[str, Tensor]) -> None:
+        for name, value in tensors.items():
+            setattr(self, name, value)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _device(self) -> torch.device:
+        device = getattr(self, "device", None)
+        if device in (None, "auto"):
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(device)
+
+    def _generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from ``random_state`` (fresh entropy when None)."""
+        seed = getattr(self, "random_state", None)
+        g = torch.Generator()
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(int(seed) * 1_000_003 + offset)
+        return g
+
+    @contextlib.contextmanager
+    def _seeded(self, offset: int = 0):
+        """Seed the global torch RNG from ``random_state`` inside the block, then restore it."""
+        seed = int(torch.randint(0, 2**62, (1,), generator=self._generator(offset)))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+
+    def _check_X(self, X, fitting: bool = False) -> Tensor:
+        """A float32 CPU tensor of shape (n, *sample_shape), finite, with enough rows."""
+        name = type(self).__name__
+        if isinstance(X, np.ndarray):
+            if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+                raise TypeError(f"{name}: X must hold real numbers, got dtype {X.dtype}")
+            X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        elif isinstance(X, Tensor):
+            if X.is_complex() or X.dtype == torch.bool:
+                raise TypeError(f"{name}: X must hold real numbers, got dtype {X.dtype}")
+            X = X.detach().to("cpu", torch.float32)
+        else:
+            raise TypeError(f"{name}: X must be a numpy array or torch tensor, got {type(X).__name__}")
+        if X.dim() not in (2, 3, 4):
+            raise ValueError(
+                f"{name}: X must have shape (n, d), (n, H, W) or (n, C, H, W), got {tuple(X.shape)}"
+            )
+        if not fitting and tuple(X.shape[1:]) != tuple(self.sample_shape_):
+            raise ValueError(
+                f"{name}: X has samples of shape {tuple(X.shape[1:])}, but the model was fitted on "
+                f"{tuple(self.sample_shape_)}"
+            )
+        if X.shape[0] == 0:
+            raise ValueError(f"{name}: X has no samples")
+        n_clusters = getattr(self, "n_clusters", 1)
+        if fitting and X.shape[0] < n_clusters:
+            raise ValueError(
+                f"{name}: X has {X.shape[0]} samples, fewer than n_clusters={n_clusters}"
+            )
+        bad = ~torch.isfinite(X.reshape(X.shape[0], -1)).all(dim=1)
+        if bad.any():
+            rows = bad.nonzero().squeeze(1)
+            raise ValueError(
+                f"{name}: X has NaN or inf in {rows.numel()} sample(s) (first: row {int(rows[0])})"
+            )
+        return X
+
+    def _minibatches(self, n: int, batch_size: int, generator: torch.Generator,
+                     drop_last: bool = False) -> Iterator[Tensor]:
+        """Shuffled index batches covering ``range(n)`` once."""
+        order = torch.randperm(n, generator=generator)
+        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        for start in range(0, stop, batch_size):
+            yield order[start:start + batch_size]
+
+    def _progress(self, iterable, desc: str, total: int | None = None):
+        return tqdm(iterable, desc=desc, total=total, disable=not getattr(self, "verbose", True),
+                    leave=False, dynamic_ncols=True)
+
+    def _check_loss(self, loss: Tensor, epoch: int, parts: dict[str, Tensor] | None = None):
+        """Stop with a clear error before a non-finite loss reaches the weights."""
+        if not math.isfinite(float(loss)):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in (parts or {}).items())
+            raise FloatingPointError(
+                f"{type(self).__name__}: the training loss became {float(loss)} in epoch {epoch}"
+                f"{' (' + detail + ')' if detail else ''}; the weights are left as they were before "
+                "this step. Lower the learning rate or the loss weights, or check the data scale."
+            )
+
+    def _embed_in_batches(self, fn, X: Tensor, batch_size: int = 1024) -> Tensor:
+        """Apply ``fn`` to ``X`` in batches on the model's device, concatenated on that device."""
+        device = self._device()
+        return torch.cat([fn(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])
