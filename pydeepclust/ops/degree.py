@@ -75,10 +75,12 @@ def degree_weighted_kernel(
         )
     else:
         P, degrees, K = reference.degree_weighted_kernel(X3, sig, kernel, clamp_eps, return_kernel)
-    if clamp_eps == 0:
-        _raise_on_nonpositive(degrees, fn)
     out = (P, degrees, K) if return_kernel else (P, degrees)
-    return tuple(t.squeeze(0) for t in out) if unbatched else out
+    if unbatched:
+        out = tuple(t.squeeze(0) for t in out)
+    if clamp_eps == 0:
+        _raise_on_nonpositive(out[1], fn)  # rows named in the caller's shape
+    return out
 
 
 def ksc_centered_kernel(
@@ -149,12 +151,8 @@ def kernel_degrees(
 
 def inverse_degrees(degrees: Tensor, nonpositive: str = "raise", eps: float = 1e-6) -> Tensor:
     """``1 / d_i`` under the policy for degrees <= 0 (see the module doc); same shape."""
-    fn = "inverse_degrees"
-    check_tensor(degrees, "degrees", fn, min_dim=1)
-    clamp_eps = _clamp_eps(nonpositive, eps, fn)
-    if clamp_eps == 0:
-        _raise_on_nonpositive(degrees, fn)
-    return reference.inverse_degrees(degrees, clamp_eps)
+    check_tensor(degrees, "degrees", "inverse_degrees", min_dim=1)
+    return _inverse(degrees, nonpositive, eps, "inverse_degrees")
 
 
 def weighted_center(
@@ -177,7 +175,7 @@ def weighted_center(
     elif not isinstance(degrees, Tensor) or degrees.shape != Phi.shape[:-1]:
         raise ValueError(f"{fn}: degrees must have shape {tuple(Phi.shape[:-1])} (Phi without "
                          f"its last dimension), got {getattr(degrees, 'shape', type(degrees))}")
-    v = inverse_degrees(degrees, nonpositive, eps)
+    v = _inverse(degrees, nonpositive, eps, fn)
     return (v.unsqueeze(-1) * Phi).sum(-2) / v.sum(-1, keepdim=True)
 
 
@@ -210,6 +208,13 @@ def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
             raise ValueError(f"{fn}: sigma must be a positive float or a tensor, got {sigma!r}")
         sig = X3.new_full((B,), float(sigma))
     return X3, sig.contiguous(), unbatched
+
+
+def _inverse(degrees: Tensor, nonpositive: str, eps: float, fn: str) -> Tensor:
+    clamp_eps = _clamp_eps(nonpositive, eps, fn)
+    if clamp_eps == 0:
+        _raise_on_nonpositive(degrees, fn)
+    return reference.inverse_degrees(degrees, clamp_eps)
 
 
 def _clamp_eps(nonpositive: str, eps: float, fn: str) -> float:
