@@ -194,10 +194,10 @@ def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
     if sigma is None:
         raise ValueError(f"{fn}: the rbf kernel needs a bandwidth sigma (a float or a (B,) tensor)")
     if isinstance(sigma, Tensor):
-        expected = (B,) if not unbatched else ((), (1,))
-        if (sigma.shape not in expected) if unbatched else sigma.shape != expected:
+        allowed = [(), (1,)] if unbatched else [(B,)]
+        if tuple(sigma.shape) not in allowed:
             raise ValueError(f"{fn}: sigma must be a float or a tensor of shape "
-                             f"{'() or (1,)' if unbatched else (B,)}, got {tuple(sigma.shape)}")
+                             f"{' or '.join(map(str, allowed))}, got {tuple(sigma.shape)}")
         if sigma.device != X.device:
             raise ValueError(f"{fn}: sigma must be on X's device {X.device}, got {sigma.device}")
         if not torch.compiler.is_compiling() and not bool((sigma > 0).all()):
