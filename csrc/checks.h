@@ -43,3 +43,42 @@ inline int64_t grain_for(int64_t work_per_row) {
 }
 
 }  // namespace pydeepclust
+
+namespace pydeepclust {
+
+// Degree-weighted kernel ops: X (B, n, d) and a per-batch bandwidth sigma (B,)
+// (ignored by the linear kernel). Returns true for the RBF kernel.
+inline bool check_kernel_inputs(const at::Tensor& X, const at::Tensor& sigma,
+                                c10::string_view kernel, const char* op) {
+  check_floating(X, "X", op);
+  TORCH_CHECK(X.dim() == 3, op, ": X must have shape (B, n, d), got ", X.sizes());
+  TORCH_CHECK(kernel == "rbf" || kernel == "linear", op,
+              ": kernel must be 'rbf' or 'linear', got '", kernel, "'");
+  const bool rbf = kernel == "rbf";
+  if (rbf) {
+    check_same_device_dtype(X, "X", sigma, "sigma", op);
+    TORCH_CHECK(sigma.dim() == 1 && sigma.size(0) == X.size(0), op,
+                ": sigma must have shape (B,) = (", X.size(0), ",), got ", sigma.sizes());
+  }
+  return rbf;
+}
+
+// Streaming RBF sums: A (B, n, d), Y (B, m, d), weights (B, m), sigma (B,).
+inline void check_rbf_sum_inputs(const at::Tensor& A, const at::Tensor& Y,
+                                 const at::Tensor& weights, const at::Tensor& sigma,
+                                 const char* op) {
+  check_floating(A, "X", op);
+  check_same_device_dtype(A, "X", Y, "Y", op);
+  check_same_device_dtype(A, "X", weights, "weights", op);
+  check_same_device_dtype(A, "X", sigma, "sigma", op);
+  TORCH_CHECK(A.dim() == 3 && Y.dim() == 3 && A.size(0) == Y.size(0) && A.size(2) == Y.size(2),
+              op, ": X and Y must have shapes (B, n, d) and (B, m, d), got ", A.sizes(), " and ",
+              Y.sizes());
+  TORCH_CHECK(weights.dim() == 2 && weights.size(0) == Y.size(0) && weights.size(1) == Y.size(1),
+              op, ": weights must have shape (B, m) = ", Y.sizes().slice(0, 2), ", got ",
+              weights.sizes());
+  TORCH_CHECK(sigma.dim() == 1 && sigma.size(0) == A.size(0), op,
+              ": sigma must have shape (B,) = (", A.size(0), ",), got ", sigma.sizes());
+}
+
+}  // namespace pydeepclust

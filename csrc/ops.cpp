@@ -16,6 +16,15 @@ TORCH_LIBRARY(pydeepclust, m) {
       "cosine_simplex_assign_backward(Tensor grad_dist, Tensor E, Tensor codes, Tensor label, "
       "float scale) -> Tensor");
   m.def("soft_memberships(Tensor E, Tensor codes) -> Tensor");
+  // Degree-weighted kernel matrices and streaming RBF degrees (DESIGN §3b).
+  m.def(
+      "degree_weighted_kernel(Tensor X, Tensor sigma, str kernel, float clamp_eps, "
+      "bool return_kernel) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "degree_weighted_kernel_backward(Tensor? grad_P, Tensor? grad_degrees, Tensor? grad_K, "
+      "Tensor X, Tensor sigma, Tensor P, Tensor degrees, str kernel, float clamp_eps) -> Tensor");
+  m.def("rbf_row_sums(Tensor X, Tensor Y, Tensor weights, Tensor sigma) -> Tensor");
+  m.def("rbf_row_moments(Tensor X, Tensor Y, Tensor weights, Tensor sigma) -> (Tensor, Tensor)");
 }
 
 namespace {

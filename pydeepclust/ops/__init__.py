@@ -38,3 +38,20 @@ __all__ = [
     "soft_memberships",
     "use_backend",
 ]
+
+# Degree-weighted kernels and streaming degrees (DESIGN §3b).
+from pydeepclust.ops.degree import (  # noqa: E402
+    degree_weighted_kernel,
+    inverse_degrees,
+    kernel_degrees,
+    ksc_centered_kernel,
+    weighted_center,
+)
+
+__all__ += [
+    "degree_weighted_kernel",
+    "inverse_degrees",
+    "kernel_degrees",
+    "ksc_centered_kernel",
+    "weighted_center",
+]

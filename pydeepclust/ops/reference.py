@@ -47,3 +47,54 @@ def soft_memberships(E: Tensor, codes: Tensor) -> Tensor:
     on_code = (d <= 0).to(d.dtype)
     ratio = torch.where(dmin > 0, dmin / torch.where(d > 0, d, torch.ones_like(d)), on_code)
     return ratio / ratio.sum(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------- degree-weighted kernels (DESIGN §3b)
+# X (B, n, d), Y (B, m, d), sigma (B,): K_ij = x_i.y_j (linear) or
+# exp(-||x_i - y_j||^2 / (2 sigma^2)) (rbf), with ||x - y||^2 in the Gram form
+# ||x||^2 + ||y||^2 - 2 x.y clamped at 0, as the kernels compute it.
+
+
+def kernel_matrix(X: Tensor, Y: Tensor, kernel: str, sigma: Tensor) -> Tensor:
+    """The (B, n, m) kernel matrix between the rows of X and of Y."""
+    gram = X @ Y.transpose(-1, -2)
+    if kernel == "linear":
+        return gram
+    sq = (X * X).sum(-1).unsqueeze(-1) + (Y * Y).sum(-1).unsqueeze(-2) - 2 * gram
+    return torch.exp(-sq.clamp_min(0) / (2 * sigma.view(-1, 1, 1) ** 2))
+
+
+def inverse_degrees(degrees: Tensor, clamp_eps: float) -> Tensor:
+    """1 / max(d, clamp_eps) when clamp_eps > 0; else 1 / d, and NaN where d <= 0."""
+    if clamp_eps > 0:
+        return 1 / torch.where(degrees > clamp_eps, degrees, torch.full_like(degrees, clamp_eps))
+    positive = degrees > 0
+    inv = 1 / torch.where(positive, degrees, torch.ones_like(degrees))
+    return torch.where(positive, inv, torch.full_like(inv, float("nan")))
+
+
+def degree_weighted_kernel(
+    X: Tensor, sigma: Tensor, kernel: str, clamp_eps: float, return_kernel: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(D^-1 K, degrees, K)`` for X (B, n, d); K is empty unless ``return_kernel``.
+
+    The RBF diagonal is exactly 1; the degrees are the raw row sums of K.
+    """
+    K = kernel_matrix(X, X, kernel, sigma)
+    if kernel == "rbf":
+        eye = torch.eye(X.shape[1], dtype=torch.bool, device=X.device)
+        K = torch.where(eye, torch.ones_like(K), K)
+    degrees = K.sum(-1)
+    P = K * inverse_degrees(degrees, clamp_eps).unsqueeze(-1)
+    return P, degrees, K if return_kernel else X.new_empty(0)
+
+
+def rbf_row_sums(X: Tensor, Y: Tensor, weights: Tensor, sigma: Tensor) -> Tensor:
+    """``s_i = sum_j w_j K(x_i, y_j)``, shape (B, n) (dense: forms the (B, n, m) matrix)."""
+    return (kernel_matrix(X, Y, "rbf", sigma) * weights.unsqueeze(-2)).sum(-1)
+
+
+def rbf_row_moments(X: Tensor, Y: Tensor, weights: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    """``s_i`` as :func:`rbf_row_sums` and ``M_i = sum_j w_j K(x_i, y_j) y_j`` (B, n, d)."""
+    S = kernel_matrix(X, Y, "rbf", sigma) * weights.unsqueeze(-2)
+    return S.sum(-1), S @ Y
