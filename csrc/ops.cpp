@@ -16,6 +16,14 @@ TORCH_LIBRARY(pydeepclust, m) {
       "cosine_simplex_assign_backward(Tensor grad_dist, Tensor E, Tensor codes, Tensor label, "
       "float scale) -> Tensor");
   m.def("soft_memberships(Tensor E, Tensor codes) -> Tensor");
+  // RBF affinity and the streaming ratio cut (DESIGN §3c).
+  m.def("rbf_affinity(Tensor X, Tensor sigma, bool zero_diagonal) -> Tensor");
+  m.def(
+      "rbf_ratio_cut(Tensor X, Tensor Z, Tensor sigma, bool zero_diagonal) -> "
+      "(Tensor cut, Tensor degree, Tensor SZ)");
+  m.def(
+      "rbf_ratio_cut_backward_x(Tensor X, Tensor Z, Tensor sigma, Tensor grad_cut, "
+      "Tensor grad_degree, bool zero_diagonal) -> Tensor");
 }
 
 namespace {

@@ -47,3 +47,30 @@ def soft_memberships(E: Tensor, codes: Tensor) -> Tensor:
     on_code = (d <= 0).to(d.dtype)
     ratio = torch.where(dmin > 0, dmin / torch.where(d > 0, d, torch.ones_like(d)), on_code)
     return ratio / ratio.sum(dim=-1, keepdim=True)
+
+
+# ---------------------------------------------------------------- RBF affinity, ratio cut (§3c)
+
+
+def _sq_dists(A: Tensor) -> Tensor:
+    """``||a_i - a_j||^2`` for all row pairs of ``A`` (..., n, m), by the Gram form."""
+    sq = A.square().sum(-1)
+    return (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * (A @ A.transpose(-1, -2))).clamp_min(0)
+
+
+def rbf_affinity(X: Tensor, sigma: Tensor, zero_diagonal: bool) -> Tensor:
+    """``S_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``, shape (..., n, n); sigma (B,) or ().
+
+    The diagonal is exactly 0 (``zero_diagonal``) or 1.
+    """
+    c = (1 / (2 * sigma.square())).reshape(sigma.shape + (1, 1))
+    S = torch.exp(-c * _sq_dists(X))
+    eye = torch.eye(X.shape[-2], dtype=torch.bool, device=X.device)
+    return torch.where(eye, torch.zeros_like(S) if zero_diagonal else torch.ones_like(S), S)
+
+
+def rbf_ratio_cut(X: Tensor, Z: Tensor, sigma: Tensor, zero_diagonal: bool):
+    """Dense ratio cut: ``(sum_ij S_ij ||z_i - z_j||^2, degrees, S Z)``, per batch element."""
+    S = rbf_affinity(X, sigma, zero_diagonal)
+    cut = (S * _sq_dists(Z)).sum((-1, -2))
+    return cut, S.sum(-1), S @ Z
