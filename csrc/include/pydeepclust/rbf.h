@@ -63,6 +63,13 @@ PDC_HOST_DEVICE T sq_dist(const T* a, const T* b, int64_t d) {
   return s;
 }
 
+// The exponent -c ||x_i - x_j||^2 of S_ij (the CPU kernels exponentiate whole
+// tiles at once with ATen's vectorised exp), and S_ij itself.
+template <typename T>
+PDC_HOST_DEVICE T log_affinity(T sq_distance, T c) {
+  return -c * sq_distance;
+}
+
 template <typename T>
 PDC_HOST_DEVICE T affinity(T sq_distance, T c) {
   return exp_neg(c * sq_distance);
