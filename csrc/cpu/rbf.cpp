@@ -88,14 +88,27 @@ at::Tensor affinity_cpu(const at::Tensor& X, const at::Tensor& sigma, bool zero_
   auto S = at::bmm(Xb, Xb.transpose(1, 2)).contiguous();
   const auto sq = squared_norms(Xb);
   const auto sig = sigma.reshape({batch}).contiguous();
+  // One pass over all batch rows, then one vectorised exp: small batch elements
+  // would not amortise a parallel region each.
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_affinity", [&] {
-    for (int64_t b = 0; b < batch; ++b) {
-      const scalar_t* sqb = sq.data_ptr<scalar_t>() + b * n;
-      auto tile = S[b];
-      fill_affinity_tile(tile, sqb, sqb, rbf::exponent_scale(sig.data_ptr<scalar_t>()[b]),
-                         int64_t(0), int64_t(0), zero_diagonal);
-    }
+    scalar_t* s = S.data_ptr<scalar_t>();
+    const scalar_t* sqs = sq.data_ptr<scalar_t>();
+    const scalar_t* sg = sig.data_ptr<scalar_t>();
+    const scalar_t diag = zero_diagonal ? -std::numeric_limits<scalar_t>::infinity() : 0;
+    at::parallel_for(0, batch * n, grain_for(n), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t b = r / n, i = r % n;
+        const scalar_t c = rbf::exponent_scale(sg[b]);
+        const scalar_t* sqb = sqs + b * n;
+        scalar_t* row = s + r * n;
+        for (int64_t j = 0; j < n; ++j) {
+          row[j] = i == j ? diag
+                          : rbf::log_affinity(rbf::sq_dist_from_dot(sqb[i], sqb[j], row[j]), c);
+        }
+      }
+    });
   });
+  S.exp_();
   return X.dim() == 2 ? S.squeeze(0) : S;
 }
 
