@@ -42,6 +42,29 @@ inline int64_t grain_for(int64_t work_per_row) {
   return g > 0 ? g : 1;
 }
 
+// RBF ops (DESIGN §3c): X (B, n, d) or (n, d); sigma with one value per batch
+// element (shape (B,), or () / (1,) for an unbatched X); Z, when given, (B, n, k)
+// or (n, k) with the same batch and n. Returns B (1 for an unbatched X).
+inline int64_t check_rbf_inputs(const at::Tensor& X, const at::Tensor& sigma,
+                                const at::Tensor* Z, const char* op) {
+  check_floating(X, "X", op);
+  TORCH_CHECK(X.dim() == 2 || X.dim() == 3, op, ": X must have shape (n, d) or (B, n, d), got ",
+              X.sizes());
+  const int64_t batch = X.dim() == 3 ? X.size(0) : 1;
+  check_same_device_dtype(X, "X", sigma, "sigma", op);
+  TORCH_CHECK(sigma.numel() == batch && sigma.dim() <= 1, op,
+              ": sigma must hold one bandwidth per batch element (", batch, "), got shape ",
+              sigma.sizes());
+  if (Z != nullptr) {
+    check_same_device_dtype(X, "X", *Z, "Z", op);
+    TORCH_CHECK(Z->dim() == X.dim() && Z->size(-2) == X.size(-2) &&
+                    (X.dim() == 2 || Z->size(0) == X.size(0)),
+                op, ": Z must have shape (..., n, k) with the batch and n of X ", X.sizes(),
+                ", got ", Z->sizes());
+  }
+  return batch;
+}
+
 }  // namespace pydeepclust
 
 namespace pydeepclust {

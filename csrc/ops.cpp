@@ -25,6 +25,15 @@ TORCH_LIBRARY(pydeepclust, m) {
       "Tensor X, Tensor sigma, Tensor P, Tensor degrees, str kernel, float clamp_eps) -> Tensor");
   m.def("rbf_row_sums(Tensor X, Tensor Y, Tensor weights, Tensor sigma) -> Tensor");
   m.def("rbf_row_moments(Tensor X, Tensor Y, Tensor weights, Tensor sigma) -> (Tensor, Tensor)");
+
+  // RBF affinity and the streaming ratio cut (DESIGN §3c).
+  m.def("rbf_affinity(Tensor X, Tensor sigma, bool zero_diagonal) -> Tensor");
+  m.def(
+      "rbf_ratio_cut(Tensor X, Tensor Z, Tensor sigma, bool zero_diagonal) -> "
+      "(Tensor cut, Tensor degree, Tensor SZ)");
+  m.def(
+      "rbf_ratio_cut_backward_x(Tensor X, Tensor Z, Tensor sigma, Tensor grad_cut, "
+      "Tensor grad_degree, bool zero_diagonal) -> Tensor");
 }
 
 namespace {

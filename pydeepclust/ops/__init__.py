@@ -22,6 +22,11 @@ from pydeepclust.ops.simplex import (
     simplex_codes,
     soft_memberships,
 )
+from pydeepclust.ops.rbf import (
+    rbf_affinity,
+    rbf_ratio_cut,
+    sample_bandwidths,
+)
 
 __all__ = [
     "BACKENDS",
@@ -37,6 +42,10 @@ __all__ = [
     "simplex_codes",
     "soft_memberships",
     "use_backend",
+    # RBF affinity and ratio cut
+    "rbf_affinity",
+    "rbf_ratio_cut",
+    "sample_bandwidths",
 ]
 
 # Degree-weighted kernels and streaming degrees (DESIGN §3b).

@@ -98,3 +98,29 @@ def rbf_row_moments(X: Tensor, Y: Tensor, weights: Tensor, sigma: Tensor) -> tup
     """``s_i`` as :func:`rbf_row_sums` and ``M_i = sum_j w_j K(x_i, y_j) y_j`` (B, n, d)."""
     S = kernel_matrix(X, Y, "rbf", sigma) * weights.unsqueeze(-2)
     return S.sum(-1), S @ Y
+
+# ---------------------------------------------------------------- RBF affinity, ratio cut (§3c)
+
+
+def _sq_dists(A: Tensor) -> Tensor:
+    """``||a_i - a_j||^2`` for all row pairs of ``A`` (..., n, m), by the Gram form."""
+    sq = A.square().sum(-1)
+    return (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2 * (A @ A.transpose(-1, -2))).clamp_min(0)
+
+
+def rbf_affinity(X: Tensor, sigma: Tensor, zero_diagonal: bool) -> Tensor:
+    """``S_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``, shape (..., n, n); sigma (B,) or ().
+
+    The diagonal is exactly 0 (``zero_diagonal``) or 1.
+    """
+    c = (1 / (2 * sigma.square())).reshape(sigma.shape + (1, 1))
+    S = torch.exp(-c * _sq_dists(X))
+    eye = torch.eye(X.shape[-2], dtype=torch.bool, device=X.device)
+    return torch.where(eye, torch.zeros_like(S) if zero_diagonal else torch.ones_like(S), S)
+
+
+def rbf_ratio_cut(X: Tensor, Z: Tensor, sigma: Tensor, zero_diagonal: bool):
+    """Dense ratio cut: ``(sum_ij S_ij ||z_i - z_j||^2, degrees, S Z)``, per batch element."""
+    S = rbf_affinity(X, sigma, zero_diagonal)
+    cut = (S * _sq_dists(Z)).sum((-1, -2))
+    return cut, S.sum(-1), S @ Z

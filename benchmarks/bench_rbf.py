@@ -1,0 +1,39 @@
+"""RBF ratio cut (loss + gradients w.r.t. X and Z): streaming kernel vs dense reference.
+
+    python -m pytest benchmarks/bench_rbf.py --benchmark-only \
+        --benchmark-json=benchmarks/results/rbf.json
+    python benchmarks/report.py benchmarks/results/rbf.json
+
+Peak memory (a separate script, each case in a child process):
+    python -m benchmarks.memory_rbf
+"""
+
+import pytest
+import torch
+
+import pydeepclust.ops as ops
+from benchmarks.conftest import run_case
+
+
+@pytest.mark.parametrize("n", [1024, 4096, 16384])
+def test_rbf_ratio_cut_forward_backward(benchmark, device, impl, n):
+    d, k = 784, 10
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n, d, generator=g).to(device).requires_grad_()
+    Z = torch.randn(n, k, generator=g).to(device).requires_grad_()
+    sigma = ops.sample_bandwidths(X.detach(), generator=g)
+
+    def step():
+        loss = ops.rbf_ratio_cut(X, Z, sigma)
+        return torch.autograd.grad(loss, (X, Z))
+
+    # large cases: few rounds (the dense reference needs ~7 n x n float32 buffers: 7.5 GB at 16384)
+    run_case(benchmark, f"rbf_ratio_cut fwd+bwd n={n} d={d} k={k}", device, step,
+             rounds={1024: None, 4096: 3, 16384: 1}[n])
+
+
+@pytest.mark.parametrize("B, n", [(64, 256), (1, 2048)])
+def test_rbf_affinity(benchmark, device, impl, B, n):
+    X = torch.randn(B, n, 64, device=device)
+    sigma = ops.sample_bandwidths(X)
+    run_case(benchmark, f"rbf_affinity B={B} n={n} d=64", device, lambda: ops.rbf_affinity(X, sigma))

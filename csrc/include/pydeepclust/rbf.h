@@ -1,0 +1,119 @@
+// RBF affinities and the streaming ratio cut of RSM (DESIGN §3c).
+//
+// Torch-free, header-only: the CPU kernels (on BLAS tiles), the CUDA kernels
+// (one thread per row) and the C++ unit tests call these functions.
+//
+// Notation, per batch element: S_ij = exp(-c ||x_i - x_j||^2), c = 1 / (2 sigma^2);
+// degrees d_i = sum_j S_ij; (SZ)_i = sum_j S_ij z_j; r_ij = ||z_i - z_j||^2.
+//
+// Ratio cut:  cut = sum_ij S_ij r_ij = 2 tr(Z^T (D - S) Z) = sum_i row_cut_term(i),
+//             row_cut_term(i) = 2 (d_i ||z_i||^2 - z_i . (SZ)_i)
+//             (the two forms agree because S is symmetric).
+// Gradients, for an upstream g_c on cut and g_i on each degree d_i:
+//   d/dz_i = 4 g_c (d_i z_i - (SZ)_i)
+//   d/dx_i = -4c sum_j W_ij (x_i - x_j) = -4c (x_i sum_j W_ij - (W X)_i),
+//            W_ij = S_ij (g_c r_ij + (g_i + g_j) / 2),
+// because dS_ij/dx_i = -2c S_ij (x_i - x_j) and every S_ij appears twice in the
+// sums (as (i, j) and (j, i)). The diagonal has x_i - x_i = 0: W_ii may be set to 0.
+#pragma once
+
+#include <stdint.h>
+
+#include "pydeepclust/macros.h"
+
+#if !defined(__CUDACC__) && !defined(__HIPCC__)
+#include <cmath>
+#endif
+
+namespace pydeepclust {
+namespace rbf {
+
+// exp(-x) with the device intrinsic on the GPU and std::exp on the host.
+template <typename T>
+PDC_HOST_DEVICE T exp_neg(T x) {
+#if defined(__CUDA_ARCH__)
+  return exp(-x);
+#else
+  return std::exp(-x);
+#endif
+}
+
+// c = 1 / (2 sigma^2), the factor of the squared distance in the exponent.
+template <typename T>
+PDC_HOST_DEVICE T exponent_scale(T sigma) {
+  return T(1) / (T(2) * sigma * sigma);
+}
+
+// ||a - b||^2 from ||a||^2, ||b||^2 and a . b (the BLAS form); rounding can make
+// it slightly negative for near-equal rows, so clamp at 0.
+template <typename T>
+PDC_HOST_DEVICE T sq_dist_from_dot(T sq_norm_a, T sq_norm_b, T dot) {
+  const T s = sq_norm_a + sq_norm_b - T(2) * dot;
+  return s > T(0) ? s : T(0);
+}
+
+// ||a - b||^2 by differences (the one-thread-per-row form), strides 1.
+template <typename T>
+PDC_HOST_DEVICE T sq_dist(const T* a, const T* b, int64_t d) {
+  T s = T(0);
+  for (int64_t j = 0; j < d; ++j) {
+    const T diff = a[j] - b[j];
+    s += diff * diff;
+  }
+  return s;
+}
+
+// The exponent -c ||x_i - x_j||^2 of S_ij (the CPU kernels exponentiate whole
+// tiles at once with ATen's vectorised exp), and S_ij itself.
+template <typename T>
+PDC_HOST_DEVICE T log_affinity(T sq_distance, T c) {
+  return -c * sq_distance;
+}
+
+template <typename T>
+PDC_HOST_DEVICE T affinity(T sq_distance, T c) {
+  return exp_neg(c * sq_distance);
+}
+
+// Forward reductions of one pair (i, j): d_i += s, (SZ)_i += s z_j.
+template <typename T>
+PDC_HOST_DEVICE void accumulate_pair(T s, const T* z_j, int64_t k, T* degree, T* sz) {
+  *degree += s;
+  for (int64_t c = 0; c < k; ++c) sz[c] += s * z_j[c];
+}
+
+// Row i's share of the cut: 2 (d_i ||z_i||^2 - z_i . (SZ)_i).
+template <typename T>
+PDC_HOST_DEVICE T row_cut_term(T degree, const T* z_i, const T* sz, int64_t k) {
+  T zz = T(0), zsz = T(0);
+  for (int64_t c = 0; c < k; ++c) {
+    zz += z_i[c] * z_i[c];
+    zsz += z_i[c] * sz[c];
+  }
+  return T(2) * (degree * zz - zsz);
+}
+
+// Backward weight of one pair: W_ij = S_ij (g_c r_ij + (g_i + g_j) / 2).
+template <typename T>
+PDC_HOST_DEVICE T pair_weight(T s, T r, T grad_cut, T grad_degree_i, T grad_degree_j) {
+  return s * (grad_cut * r + T(0.5) * (grad_degree_i + grad_degree_j));
+}
+
+// d/dz_i = 4 g_c (d_i z_i - (SZ)_i), written to out (may alias sz).
+template <typename T>
+PDC_HOST_DEVICE void grad_z_row(T degree, const T* z_i, const T* sz, int64_t k, T grad_cut,
+                                T* out) {
+  const T coef = T(4) * grad_cut;
+  for (int64_t c = 0; c < k; ++c) out[c] = coef * (degree * z_i[c] - sz[c]);
+}
+
+// d/dx_i = -4c (x_i sum_j W_ij - (W X)_i), written to out (may alias wx).
+template <typename T>
+PDC_HOST_DEVICE void grad_x_row(const T* x_i, T weight_sum, const T* wx, int64_t d, T c,
+                                T* out) {
+  const T coef = T(-4) * c;
+  for (int64_t j = 0; j < d; ++j) out[j] = coef * (x_i[j] * weight_sum - wx[j]);
+}
+
+}  // namespace rbf
+}  // namespace pydeepclust

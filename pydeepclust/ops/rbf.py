@@ -1,0 +1,276 @@
+"""RBF affinities with random bandwidths and the streaming ratio cut of RSM (DESIGN §3c).
+
+Typical RSM step, one call per batch::
+
+    sigma = sample_bandwidths(x, low=0.5, high=2.0, generator=gen)   # relative to the median distance
+    loss = rbf_ratio_cut(x, z, sigma) + lam * orthogonality_penalty(z)
+
+:func:`rbf_ratio_cut` never forms the n x n affinity matrix (forward or backward),
+so its memory is O(n (d + k)); :func:`rbf_affinity` materialises S when you need it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from pydeepclust.ops import reference
+from pydeepclust.ops._backend import extension_available, use_native
+from pydeepclust.ops._checks import check_tensor
+
+NORMALIZATIONS = ("degree", "batch", "sum")
+DISTRIBUTIONS = ("uniform", "log-uniform")
+
+
+def sample_bandwidths(
+    X: Tensor,
+    low: float = 0.5,
+    high: float = 2.0,
+    *,
+    scale: str | float = "median",
+    distribution: str = "uniform",
+    generator: torch.Generator | None = None,
+    max_points: int = 2048,
+) -> Tensor:
+    """One random RBF bandwidth per batch element: ``sigma_b = f_b * scale_b``.
+
+    Args:
+        X: (n, d) or (B, n, d) batch of inputs.
+        low, high: range of the factor ``f``, ``0 < low <= high``.
+        scale: ``"median"``: each batch element's median pairwise distance (estimated on
+            at most ``max_points`` rows drawn without replacement, so the cost stays
+            O(max_points^2) for big batches); or a positive number (an absolute scale).
+        distribution: ``"uniform"`` on [low, high] or ``"log-uniform"`` (uniform in log).
+        generator: a seeded ``torch.Generator`` for reproducible draws (draws happen on its
+            device; the default generator when ``None``).
+        max_points: subsample size for the median (>= 2).
+
+    Returns:
+        sigma, shape () for an unbatched X, (B,) otherwise, in X's dtype and device.
+    """
+    fn = "sample_bandwidths"
+    check_tensor(X, "X", fn, ndim=(2, 3))
+    if not (isinstance(low, (int, float)) and isinstance(high, (int, float)) and 0 < low <= high
+            and math.isfinite(high)):
+        raise ValueError(f"{fn}: need finite 0 < low <= high, got low={low!r}, high={high!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"{fn}: distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
+        raise ValueError(f"{fn}: max_points must be an integer >= 2, got {max_points!r}")
+    batched = X.dim() == 3
+    Xb = X if batched else X.unsqueeze(0)
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(Xb.shape[0], generator=generator, dtype=torch.float64, device=draw_device)
+    if distribution == "uniform":
+        factor = low + (high - low) * u
+    else:
+        factor = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
+    if isinstance(scale, str):
+        if scale != "median":
+            raise ValueError(f"{fn}: scale must be 'median' or a positive number, got {scale!r}")
+        base = _median_distances(Xb, max_points, generator, fn)
+    elif isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf:
+        base = torch.full_like(factor, float(scale))
+    else:
+        raise ValueError(f"{fn}: scale must be 'median' or a positive number, got {scale!r}")
+    sigma = (factor.cpu() * base.cpu()).to(dtype=X.dtype, device=X.device)
+    return sigma if batched else sigma.squeeze(0)
+
+
+def _median_distances(Xb: Tensor, max_points: int, generator, fn: str) -> Tensor:
+    """Median off-diagonal pairwise distance of each batch element (float64, CPU)."""
+    B, n, _ = Xb.shape
+    if n < 2:
+        raise ValueError(f"{fn}: scale='median' needs at least 2 rows in X, got n = {n}")
+    m = min(n, max_points)
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    upper = torch.triu_indices(m, m, offset=1, device=Xb.device)
+    out = torch.empty(B, dtype=torch.float64)
+    for b in range(B):
+        rows = torch.randperm(n, generator=generator, device=draw_device)[:m].to(Xb.device)
+        sub = Xb[b, rows].double()
+        out[b] = torch.cdist(sub, sub)[upper[0], upper[1]].median()
+    if not bool((out > 0).all() and torch.isfinite(out).all()):
+        raise ValueError(
+            f"{fn}: the median pairwise distance of X is {out.tolist()} (all rows equal, or "
+            "NaN/inf): pass an absolute scale=<float> instead"
+        )
+    return out
+
+
+def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True) -> Tensor:
+    """Materialised RBF affinities ``S_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``.
+
+    Args:
+        X: (n, d) or (B, n, d).
+        sigma: a positive number, or a tensor with one bandwidth per batch element
+            (shape () or (B,), e.g. from :func:`sample_bandwidths`). Not differentiated.
+        zero_diagonal: S_ii = 0 (no self-loops) instead of 1.
+
+    Returns:
+        S of shape (n, n) or (B, n, n), differentiable with respect to X.
+        O(n^2) memory: for the RSM loss use :func:`rbf_ratio_cut`, which streams.
+    """
+    sigma = _check_rbf(X, None, sigma, "rbf_affinity")
+    if use_native("rbf_affinity", X.device):
+        return torch.ops.pydeepclust.rbf_affinity(X, sigma, bool(zero_diagonal))
+    return reference.rbf_affinity(X, sigma, bool(zero_diagonal))
+
+
+def rbf_ratio_cut(
+    X: Tensor,
+    Z: Tensor,
+    sigma: Tensor | float,
+    normalization: str = "degree",
+    zero_diagonal: bool = True,
+) -> Tensor:
+    """RSM's ratio cut ``sum_ij S_ij ||z_i - z_j||^2 = 2 tr(Z^T (D - S) Z)``, normalised.
+
+    S is the RBF affinity of the inputs X (see :func:`rbf_affinity`); it is never
+    materialised: forward and backward stream over tiles of rows, recomputing S,
+    in O(n (d + k)) memory.
+
+    Args:
+        X: inputs, (n, d) or (B, n, d).
+        Z: embeddings, (n, k) or (B, n, k), same batch and n as X.
+        sigma: positive number or one bandwidth per batch element (not differentiated).
+        normalization: how the raw cut is scaled, per batch element:
+            ``"degree"`` (default): divided by ``sum_ij S_ij`` -- S rescaled so that the
+            mean degree is 1, then divided by the batch size n. The loss is then the
+            S-weighted mean of ``||z_i - z_j||^2``, independent of sigma's overall
+            effect on the size of S and of n, so a fixed penalty weight (RSM's
+            ``lambda ||Z^T Z - I||^2``) keeps its meaning across batches and bandwidths;
+            without it the cut grows like n^2 and swamps the penalty (a prototype
+            collapsed to rank 1). The normaliser is differentiated (it depends on X).
+            ``"batch"``: divided by n. ``"sum"``: the raw cut.
+        zero_diagonal: exclude self-loops (S_ii = 0). They add nothing to the cut but
+            add 1 to every degree, so they matter for ``"degree"``.
+
+    Returns:
+        the loss, shape () for an unbatched X, (B,) otherwise; differentiable with
+        respect to X and Z. A batch with zero normaliser (n = 0, or every affinity
+        underflowed to 0) has loss 0.
+    """
+    fn = "rbf_ratio_cut"
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"{fn}: normalization must be one of {NORMALIZATIONS}, got "
+                         f"{normalization!r}")
+    sigma = _check_rbf(X, Z, sigma, fn)
+    if use_native(fn, X.device):
+        cut, degree, _ = torch.ops.pydeepclust.rbf_ratio_cut(X, Z, sigma, bool(zero_diagonal))
+    else:
+        cut, degree, _ = reference.rbf_ratio_cut(X, Z, sigma, bool(zero_diagonal))
+    if normalization == "sum":
+        return cut
+    if normalization == "batch":
+        return cut / max(X.shape[-2], 1)
+    total = degree.sum(-1)
+    return cut / torch.where(total > 0, total, torch.ones_like(total))  # cut = 0 where total = 0
+
+
+def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
+    """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype."""
+    check_tensor(X, "X", fn, ndim=(2, 3))
+    if Z is not None:
+        check_tensor(Z, "Z", fn, ndim=(2, 3))
+        if Z.device != X.device or Z.dtype != X.dtype:
+            raise ValueError(f"{fn}: X and Z must have the same device and dtype, got "
+                             f"{X.device}/{X.dtype} and {Z.device}/{Z.dtype}")
+        if Z.dim() != X.dim() or Z.shape[:-1] != X.shape[:-1]:
+            raise ValueError(
+                f"{fn}: Z must have shape (..., n, k) with the batch and n of X "
+                f"{tuple(X.shape[:-1])}, got {tuple(Z.shape)}"
+            )
+    batch_shape = X.shape[:-2]
+    if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+        if not 0 < sigma < math.inf:
+            raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma!r}")
+        return X.new_full(batch_shape, float(sigma))
+    if not isinstance(sigma, Tensor) or not sigma.dtype.is_floating_point:
+        raise TypeError(f"{fn}: sigma must be a positive number or a floating tensor, got "
+                        f"{getattr(sigma, 'dtype', type(sigma).__name__)}")
+    if sigma.numel() != (X.shape[0] if X.dim() == 3 else 1) or sigma.dim() > 1:
+        raise ValueError(f"{fn}: sigma must hold one bandwidth per batch element, shape "
+                         f"{tuple(batch_shape)}, got {tuple(sigma.shape)}")
+    if sigma.device != X.device:
+        raise ValueError(f"{fn}: X and sigma must be on the same device, got {X.device} and "
+                         f"{sigma.device}")
+    if not torch.compiler.is_compiling() and not bool((sigma > 0).all() & sigma.isfinite().all()):
+        raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
+    return sigma.detach().to(X.dtype).reshape(batch_shape)
+
+
+# Fake kernels (for torch.compile) and the autograd formulas of the native ops.
+if extension_available():
+
+    @torch.library.register_fake("pydeepclust::rbf_affinity")
+    def _affinity_fake(X, sigma, zero_diagonal):
+        return X.new_empty((*X.shape[:-1], X.shape[-2]))
+
+    @torch.library.register_fake("pydeepclust::rbf_ratio_cut")
+    def _ratio_cut_fake(X, Z, sigma, zero_diagonal):
+        return X.new_empty(X.shape[:-2]), X.new_empty(X.shape[:-1]), torch.empty_like(
+            Z, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake("pydeepclust::rbf_ratio_cut_backward_x")
+    def _ratio_cut_backward_x_fake(X, Z, sigma, grad_cut, grad_degree, zero_diagonal):
+        return torch.empty_like(X, memory_format=torch.contiguous_format)
+
+    def _affinity_setup_context(ctx, inputs, output):
+        X, sigma, _ = inputs
+        ctx.save_for_backward(X, sigma, output)
+
+    def _affinity_backward(ctx, grad_S):
+        # L = sum_ab g_ab S_ab; dS_ij/dx_i = -2c S_ij (x_i - x_j), c = 1 / (2 sigma^2):
+        # dL/dx_i = -2c (x_i sum_j M_ij - (M X)_i), M = (g + g^T) * S (diagonal: x_i - x_i = 0).
+        X, sigma, S = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        M = (grad_S + grad_S.transpose(-1, -2)) * S
+        M = M * (1 - torch.eye(S.shape[-1], dtype=S.dtype, device=S.device))
+        c = (1 / (2 * sigma.square())).reshape(sigma.shape + (1, 1))
+        return -2 * c * (X * M.sum(-1, keepdim=True) - M @ X), None, None
+
+    torch.library.register_autograd(
+        "pydeepclust::rbf_affinity", _affinity_backward, setup_context=_affinity_setup_context
+    )
+
+    def _ratio_cut_setup_context(ctx, inputs, output):
+        X, Z, sigma, zero_diagonal = inputs
+        _, degree, SZ = output
+        ctx.save_for_backward(X, Z, sigma, degree, SZ)
+        ctx.zero_diagonal = zero_diagonal
+
+    def _ratio_cut_backward(ctx, grad_cut, grad_degree, grad_SZ):
+        # SZ is returned for this backward only and is not differentiated (the public
+        # wrapper never exposes it). Gradients (rbf.h): dZ = 4 g_c (D Z - S Z);
+        # dX streams over S again in the native op.
+        X, Z, sigma, degree, SZ = ctx.saved_tensors
+        grad_X = grad_Z = None
+        if grad_cut is None:
+            grad_cut = torch.zeros_like(sigma)
+        if grad_degree is None:
+            grad_degree = torch.zeros_like(degree)
+        if ctx.needs_input_grad[1]:
+            g = grad_cut.reshape(grad_cut.shape + (1, 1))
+            grad_Z = 4 * g * (degree.unsqueeze(-1) * Z - SZ)
+        if ctx.needs_input_grad[0]:
+            grad_X = torch.ops.pydeepclust.rbf_ratio_cut_backward_x(
+                X, Z, sigma, grad_cut, grad_degree, ctx.zero_diagonal
+            )
+        return grad_X, grad_Z, None, None
+
+    torch.library.register_autograd(
+        "pydeepclust::rbf_ratio_cut", _ratio_cut_backward, setup_context=_ratio_cut_setup_context
+    )
+
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "NORMALIZATIONS",
+    "rbf_affinity",
+    "rbf_ratio_cut",
+    "sample_bandwidths",
+]

@@ -1,0 +1,362 @@
+"""RBF bandwidths, affinities and the streaming ratio cut: kernels vs references."""
+
+import math
+
+import pytest
+import torch
+
+import pydeepclust.ops as ops
+from pydeepclust.ops import reference
+from tests.conftest import tolerances
+
+needs_extension = pytest.mark.skipif(not ops.extension_available(), reason="extension not built")
+
+
+def data(shape, dtype, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(tuple(shape), generator=g, dtype=dtype).to(device)
+
+
+def bandwidths(X):
+    """Bandwidths near the median distance, so that S is neither all 0 nor all 1."""
+    if X.shape[-2] < 2:
+        return X.new_ones(X.shape[:-2])
+    return ops.sample_bandwidths(X, 0.5, 2.0, generator=torch.Generator().manual_seed(3))
+
+
+def cut_tolerances(dtype):
+    # the cut sums n^2 terms: compare relatively, with float32 rounding of the Gram form
+    return (2e-4, 1e-4) if dtype == torch.float32 else (1e-10, 1e-10)
+
+
+# ---------------------------------------------------------------- bandwidths
+
+
+def test_sample_bandwidths_is_seeded_and_in_range():
+    X = data((4, 300, 5), torch.float64, "cpu")
+    draw = lambda seed, **kw: ops.sample_bandwidths(  # noqa: E731
+        X, 0.5, 2.0, generator=torch.Generator().manual_seed(seed), **kw)
+    a, b, c = draw(0), draw(0), draw(1)
+    assert a.shape == (4,) and a.dtype == torch.float64
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    medians = torch.stack([torch.cdist(x, x)[torch.triu(torch.ones(300, 300), 1) > 0].median()
+                           for x in X])
+    ratio = a / medians
+    assert ((ratio >= 0.5) & (ratio <= 2.0)).all()
+    # log-uniform: log(ratio) uniform on [log 0.5, log 2]; check the mean over many draws
+    many = ops.sample_bandwidths(data((2000, 3, 2), torch.float64, "cpu"), 0.5, 2.0,
+                                 distribution="log-uniform", scale=1.0,
+                                 generator=torch.Generator().manual_seed(5))
+    assert abs(many.log().mean().item()) < 0.05
+    assert many.min() >= 0.5 and many.max() <= 2.0
+    uniform = ops.sample_bandwidths(data((2000, 3, 2), torch.float64, "cpu"), 0.5, 2.0,
+                                    scale=1.0, generator=torch.Generator().manual_seed(5))
+    assert abs(uniform.mean().item() - 1.25) < 0.05
+
+
+def test_sample_bandwidths_subsamples_big_batches(device):
+    X = data((50_000, 8), torch.float32, device)
+    sigma = ops.sample_bandwidths(X, 1.0, 1.0, max_points=1024,
+                                  generator=torch.Generator().manual_seed(0))
+    # median distance of two standard normal points in R^8: about sqrt(2 * 8) = 4
+    assert sigma.shape == () and sigma.device.type == device.type
+    assert 3.5 < sigma.item() < 4.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(low=0.0), "low <= high"),
+        (dict(low=2.0, high=1.0), "low <= high"),
+        (dict(distribution="normal"), "distribution must be one of"),
+        (dict(scale="mean"), "scale must be 'median' or a positive number"),
+        (dict(scale=-1.0), "scale must be 'median' or a positive number"),
+        (dict(max_points=1), "max_points must be an integer >= 2"),
+    ],
+)
+def test_sample_bandwidths_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ops.sample_bandwidths(torch.randn(10, 3), **kwargs)
+
+
+def test_sample_bandwidths_degenerate_data():
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        ops.sample_bandwidths(torch.randn(1, 3))
+    with pytest.raises(ValueError, match="median pairwise distance of X"):
+        ops.sample_bandwidths(torch.ones(5, 3))
+    with pytest.raises(ValueError, match="X must have 2 or 3 dimensions"):
+        ops.sample_bandwidths(torch.randn(3))
+    assert ops.sample_bandwidths(torch.ones(5, 3), scale=2.0).item() > 0  # absolute scale is fine
+
+
+# ---------------------------------------------------------------- materialised affinity
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 4), (7, 1), (130, 16), (3, 40, 5), (2, 0, 3)])
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+def test_affinity_matches_reference(shape, zero_diagonal, dtype, device):
+    X = data(shape, dtype, device)
+    sigma = bandwidths(X)
+    S = ops.rbf_affinity(X, sigma, zero_diagonal)
+    ref = reference.rbf_affinity(X, sigma, zero_diagonal)
+    assert S.shape == (*shape[:-1], shape[-2])
+    torch.testing.assert_close(S, ref, rtol=tolerances(dtype)[0] * 10, atol=tolerances(dtype)[1])
+    if shape[-2]:
+        diag = S.diagonal(dim1=-2, dim2=-1)
+        assert (diag == (0 if zero_diagonal else 1)).all()
+        torch.testing.assert_close(S, S.transpose(-1, -2))
+
+
+def test_affinity_is_the_gaussian_formula():
+    X = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]], dtype=torch.float64)
+    S = ops.rbf_affinity(X, 2.0, zero_diagonal=False)
+    expected = torch.tensor([[1, math.exp(-25 / 8), math.exp(-1 / 8)],
+                             [math.exp(-25 / 8), 1, math.exp(-18 / 8)],
+                             [math.exp(-1 / 8), math.exp(-18 / 8), 1]], dtype=torch.float64)
+    torch.testing.assert_close(S, expected, rtol=1e-14, atol=1e-14)
+
+
+def test_affinity_non_contiguous_and_gradcheck(device, backend):
+    wide = data((3, 12, 10), torch.float64, device)
+    X = wide[..., ::2].transpose(0, 1).contiguous().transpose(0, 1)  # strided, batched
+    assert not X.is_contiguous()
+    sigma = bandwidths(X)
+    torch.testing.assert_close(ops.rbf_affinity(X, sigma),
+                               reference.rbf_affinity(X.contiguous(), sigma, True))
+    Xg = wide[0, :, ::2].detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: ops.rbf_affinity(x, 1.3, False), (Xg,))
+    Xb = X.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: ops.rbf_affinity(x, sigma), (Xb,))
+
+
+# ---------------------------------------------------------------- ratio cut
+
+
+def raw_dense(X, Z, sigma, normalization, zero_diagonal=True):
+    """The loss from the dense reference, straight from its definition."""
+    S = reference.rbf_affinity(X, sigma, zero_diagonal)
+    cut = (S * torch.cdist(Z, Z).square()).sum((-1, -2))
+    if normalization == "sum":
+        return cut
+    if normalization == "batch":
+        return cut / max(X.shape[-2], 1)
+    return cut / S.sum((-1, -2))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 37, 1100, 2300])
+@pytest.mark.parametrize("normalization", ["degree", "batch", "sum"])
+def test_ratio_cut_matches_reference(n, normalization, dtype, device):
+    X = data((n, 20), dtype, device)
+    Z = data((n, 3), dtype, device, seed=1)
+    sigma = bandwidths(X)
+    loss = ops.rbf_ratio_cut(X, Z, sigma, normalization)
+    with ops.use_backend("reference"):
+        ref = ops.rbf_ratio_cut(X, Z, sigma, normalization)
+    assert loss.shape == () and loss.dtype == dtype
+    assert torch.isfinite(loss)
+    rtol, atol = cut_tolerances(dtype)
+    torch.testing.assert_close(loss, ref, rtol=rtol, atol=atol)
+    if 0 < n <= 1100:
+        dense = raw_dense(X.double(), Z.double(), sigma.double(), normalization)
+        if n == 1:
+            assert loss.item() == 0
+        else:
+            torch.testing.assert_close(loss.double(), dense, rtol=rtol, atol=atol)
+
+
+def test_ratio_cut_equals_trace_form_and_rows(dtype, device):
+    """cut = 2 tr(Z^T (D - S) Z); the raw op's degrees and SZ are S 1 and S Z."""
+    X, Z = data((300, 6), dtype, device), data((300, 4), dtype, device, seed=2)
+    sigma = bandwidths(X)
+    S = reference.rbf_affinity(X, sigma, True)
+    trace = 2 * torch.trace(Z.T @ (torch.diag(S.sum(1)) - S) @ Z)
+    rtol, atol = cut_tolerances(dtype)
+    torch.testing.assert_close(ops.rbf_ratio_cut(X, Z, sigma, "sum"), trace, rtol=rtol, atol=atol)
+    if ops.has_kernel("rbf_ratio_cut", device):
+        _, degree, SZ = torch.ops.pydeepclust.rbf_ratio_cut(X, Z, sigma, True)
+        torch.testing.assert_close(degree, S.sum(1), rtol=rtol, atol=atol)
+        torch.testing.assert_close(SZ, S @ Z, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("normalization", ["degree", "batch", "sum"])
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+def test_ratio_cut_batched_non_contiguous(normalization, zero_diagonal, dtype, device):
+    X = data((4, 30, 2 * 9), dtype, device)[..., ::2]
+    Z = data((30, 4, 5), dtype, device, seed=1).transpose(0, 1)
+    assert not X.is_contiguous() and not Z.is_contiguous()
+    sigma = bandwidths(X)
+    loss = ops.rbf_ratio_cut(X, Z, sigma, normalization, zero_diagonal)
+    assert loss.shape == (4,)
+    each = torch.stack([ops.rbf_ratio_cut(X[b].contiguous(), Z[b].contiguous(), sigma[b],
+                                          normalization, zero_diagonal) for b in range(4)])
+    with ops.use_backend("reference"):
+        ref = ops.rbf_ratio_cut(X, Z, sigma, normalization, zero_diagonal)
+    rtol, atol = cut_tolerances(dtype)
+    torch.testing.assert_close(loss, each, rtol=rtol, atol=atol)
+    torch.testing.assert_close(loss, ref, rtol=rtol, atol=atol)
+
+
+def test_ratio_cut_diagonal_only_changes_degree_normaliser(device):
+    X, Z = data((50, 4), torch.float64, device), data((50, 2), torch.float64, device, seed=1)
+    sigma = bandwidths(X)
+    a = ops.rbf_ratio_cut(X, Z, sigma, "sum", zero_diagonal=True)
+    b = ops.rbf_ratio_cut(X, Z, sigma, "sum", zero_diagonal=False)
+    torch.testing.assert_close(a, b)
+    S = reference.rbf_affinity(X, sigma, True)
+    d = ops.rbf_ratio_cut(X, Z, sigma, "degree", zero_diagonal=False)
+    torch.testing.assert_close(d, a / (S.sum() + 50))
+
+
+def test_ratio_cut_underflowing_affinities_give_zero_not_nan(device, backend):
+    X = data((20, 3), torch.float64, device) * 1e3  # sigma = 1e-3: every S_ij underflows
+    Z = data((20, 2), torch.float64, device).requires_grad_()
+    loss = ops.rbf_ratio_cut(X, Z, 1e-3)
+    assert loss.item() == 0
+    (grad,) = torch.autograd.grad(loss, Z)
+    assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("normalization", ["degree", "batch", "sum"])
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+def test_ratio_cut_gradcheck(normalization, zero_diagonal, device, backend):
+    X = data((13, 4), torch.float64, device).requires_grad_()
+    Z = data((13, 3), torch.float64, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+    fn = lambda x, z: ops.rbf_ratio_cut(x, z, sigma, normalization, zero_diagonal)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (X, Z))
+    Xb = data((2, 9, 2 * 4), torch.float64, device)[..., ::2].detach().requires_grad_()
+    Zb = data((2, 9, 2), torch.float64, device, seed=1).requires_grad_()
+    sigma_b = bandwidths(Xb.detach())  # outside: gradcheck perturbs Xb in place
+    assert torch.autograd.gradcheck(
+        lambda x, z: ops.rbf_ratio_cut(x, z, sigma_b, normalization, zero_diagonal), (Xb, Zb))
+
+
+def test_ratio_cut_gradient_matches_dense_reference_across_tiles(dtype, device):
+    """n spans several row blocks of the CPU kernel (1024 rows) and an uneven last block."""
+    n = 2100
+    X = data((n, 12), dtype, device).requires_grad_()
+    Z = data((n, 3), dtype, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+    grads = torch.autograd.grad(ops.rbf_ratio_cut(X, Z, sigma), (X, Z))
+    with ops.use_backend("reference"):
+        ref = torch.autograd.grad(ops.rbf_ratio_cut(X, Z, sigma), (X, Z))
+    for g, r in zip(grads, ref):
+        scale = r.abs().max()
+        torch.testing.assert_close(g / scale, r / scale, rtol=0,
+                                   atol=1e-4 if dtype == torch.float32 else 1e-11)
+
+
+def test_ratio_cut_gradient_only_for_z_when_x_is_data(device):
+    X = data((40, 5), torch.float32, device)
+    Z = data((40, 2), torch.float32, device).requires_grad_()
+    loss = ops.rbf_ratio_cut(X, Z, bandwidths(X))
+    (gz,) = torch.autograd.grad(loss, Z)
+    with ops.use_backend("reference"):
+        (ref,) = torch.autograd.grad(ops.rbf_ratio_cut(X, Z, bandwidths(X)), Z)
+    torch.testing.assert_close(gz, ref, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "X, Z, sigma, exc, match",
+    [
+        (torch.randn(5), torch.randn(5, 2), 1.0, ValueError, "X must have 2 or 3 dimensions"),
+        (torch.randn(5, 3), torch.randn(6, 2), 1.0, ValueError, "batch and n of X"),
+        (torch.randn(2, 5, 3), torch.randn(3, 5, 2), 1.0, ValueError, "batch and n of X"),
+        (torch.randn(2, 5, 3), torch.randn(10, 2), 1.0, ValueError, "batch and n of X"),
+        (torch.randn(5, 3), torch.randn(5, 2).double(), 1.0, ValueError, "same device and dtype"),
+        (torch.randn(5, 3), torch.randn(5, 2), 0.0, ValueError, "sigma must be > 0"),
+        (torch.randn(5, 3), torch.randn(5, 2), -1.0, ValueError, "sigma must be > 0"),
+        (torch.randn(5, 3), torch.randn(5, 2), float("inf"), ValueError, "sigma must be > 0"),
+        (torch.randn(2, 5, 3), torch.randn(2, 5, 2), torch.tensor([1.0, -2.0]), ValueError,
+         "sigma must be > 0"),
+        (torch.randn(2, 5, 3), torch.randn(2, 5, 2), torch.ones(3), ValueError,
+         "one bandwidth per batch element"),
+        (torch.randn(5, 3), torch.randn(5, 2), torch.ones(1, 1), ValueError,
+         "one bandwidth per batch element"),
+        (torch.randn(5, 3), torch.randn(5, 2), torch.tensor(1), TypeError, "sigma must be"),
+        (torch.randn(5, 3), torch.randn(5, 2), "1", TypeError, "sigma must be"),
+        (torch.ones(5, 3, dtype=torch.int64), torch.randn(5, 2), 1.0, TypeError,
+         "X must be float32 or float64"),
+        (torch.randn(5, 3).numpy(), torch.randn(5, 2), 1.0, TypeError, "X must be a torch.Tensor"),
+        (torch.randn(5, 3), torch.randn(5, 2).half(), 1.0, TypeError, "Z must be float32"),
+        (torch.randn(5, 3), torch.randn(5, 2), torch.ones((), device="meta"), ValueError,
+         "same device"),
+    ],
+)
+def test_bad_input_gets_clear_error(X, Z, sigma, exc, match, backend):
+    with pytest.raises(exc, match=match):
+        ops.rbf_ratio_cut(X, Z, sigma)
+    about_z = match in ("batch and n of X", "same device and dtype", "Z must be float32")
+    if not about_z:
+        with pytest.raises(exc, match=match):
+            ops.rbf_affinity(X, sigma)
+
+
+def test_bad_normalization():
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        ops.rbf_ratio_cut(torch.randn(5, 3), torch.randn(5, 2), 1.0, normalization="mean")
+
+
+@needs_extension
+def test_raw_ops_reject_bad_input():
+    X, Z = torch.randn(5, 3), torch.randn(5, 2)
+    with pytest.raises(RuntimeError, match="sigma must be > 0"):
+        torch.ops.pydeepclust.rbf_ratio_cut(X, Z, torch.tensor(0.0), True)
+    with pytest.raises(RuntimeError, match="sigma must be > 0"):
+        torch.ops.pydeepclust.rbf_affinity(X, torch.tensor(-1.0), True)
+    with pytest.raises(RuntimeError, match="Z must have shape"):
+        torch.ops.pydeepclust.rbf_ratio_cut(X, torch.randn(4, 2), torch.tensor(1.0), True)
+    with pytest.raises(RuntimeError, match="one bandwidth per batch element"):
+        torch.ops.pydeepclust.rbf_affinity(X, torch.ones(2), True)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        torch.ops.pydeepclust.rbf_ratio_cut(X, Z.double(), torch.tensor(1.0), True)
+
+
+# ---------------------------------------------------------------- torch.library / compile
+
+
+@needs_extension
+@pytest.mark.parametrize("shape", [(0, 3), (1, 2), (17, 5), (2, 9, 4)])
+def test_opcheck(shape, dtype, device):
+    X = data(shape, dtype, device)
+    Z = data((*shape[:-1], 3), dtype, device, seed=1)
+    sigma = bandwidths(X) if shape[-2] > 1 else X.new_ones(shape[:-2])
+    torch.library.opcheck(torch.ops.pydeepclust.rbf_affinity, (X, sigma, True))
+    torch.library.opcheck(torch.ops.pydeepclust.rbf_affinity, (X.requires_grad_(), sigma, False))
+    torch.library.opcheck(torch.ops.pydeepclust.rbf_ratio_cut, (X.detach(), Z, sigma, True))
+    torch.library.opcheck(torch.ops.pydeepclust.rbf_ratio_cut,
+                          (X.detach().requires_grad_(), Z.requires_grad_(), sigma, False))
+    grad_cut = data(shape[:-2], dtype, device, seed=4)
+    grad_degree = data(shape[:-1], dtype, device, seed=5)
+    torch.library.opcheck(torch.ops.pydeepclust.rbf_ratio_cut_backward_x,
+                          (X.detach(), Z.detach(), sigma, grad_cut, grad_degree, True))
+
+
+@needs_extension
+def test_torch_compile_fullgraph(device):
+    X = data((4, 64, 10), torch.float32, device).requires_grad_()
+    Z = data((4, 64, 3), torch.float32, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+
+    def loss_fn(x, z):
+        S = ops.rbf_affinity(x, sigma)
+        return ops.rbf_ratio_cut(x, z, sigma).sum() + S.mean()
+
+    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=False)
+    loss = compiled(X, Z)
+    grads = torch.autograd.grad(loss, (X, Z))
+    ref_loss = loss_fn(X, Z)
+    ref_grads = torch.autograd.grad(ref_loss, (X, Z))
+    torch.testing.assert_close(loss, ref_loss)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
+def test_cuda_kernel_registered_iff_built_with_cuda():
+    info = ops.build_info()
+    if not info["available"]:
+        assert not ops.has_kernel("rbf_ratio_cut", "cpu")
+        return
+    for op in ("rbf_affinity", "rbf_ratio_cut", "rbf_ratio_cut_backward_x"):
+        assert ops.has_kernel(op, "cpu")
+        assert ops.has_kernel(op, "cuda") == info["cuda"]
