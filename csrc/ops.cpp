@@ -16,6 +16,8 @@ TORCH_LIBRARY(pydeepclust, m) {
       "cosine_simplex_assign_backward(Tensor grad_dist, Tensor E, Tensor codes, Tensor label, "
       "float scale) -> Tensor");
   m.def("soft_memberships(Tensor E, Tensor codes) -> Tensor");
+  // Low-rank Cayley retraction on the Stiefel manifold (DESIGN §3d).
+  m.def("cayley_retraction(Tensor X, Tensor G, Tensor tau) -> Tensor");
 }
 
 namespace {

@@ -38,3 +38,12 @@ __all__ = [
     "soft_memberships",
     "use_backend",
 ]
+
+# Cayley retraction (DESIGN §3d)
+from pydeepclust.ops.cayley import (  # noqa: E402
+    cayley_retraction,
+    default_orthonormality_tol,
+    orthonormality_error,
+)
+
+__all__ += ["cayley_retraction", "default_orthonormality_tol", "orthonormality_error"]
