@@ -105,3 +105,24 @@ inline void check_rbf_sum_inputs(const at::Tensor& A, const at::Tensor& Y,
 }
 
 }  // namespace pydeepclust
+
+namespace pydeepclust {
+
+// Cayley retraction: X and G (n, p) or (B, n, p) with p <= n; tau a 0-d tensor
+// or one value per batch matrix (B,), all of one dtype and device.
+inline void check_cayley_inputs(const at::Tensor& X, const at::Tensor& G, const at::Tensor& tau,
+                                const char* op) {
+  check_floating(X, "X", op);
+  check_same_device_dtype(X, "X", G, "G", op);
+  check_same_device_dtype(X, "X", tau, "tau", op);
+  TORCH_CHECK(X.dim() == 2 || X.dim() == 3, op, ": X must have shape (n, p) or (B, n, p), got ",
+              X.sizes());
+  TORCH_CHECK(G.sizes() == X.sizes(), op, ": G must have the shape of X ", X.sizes(), ", got ",
+              G.sizes());
+  TORCH_CHECK(X.size(-1) <= X.size(-2), op, ": X (n, p) needs p <= n, got ", X.sizes());
+  const bool per_batch = X.dim() == 3 && tau.dim() == 1 && tau.size(0) == X.size(0);
+  TORCH_CHECK(tau.dim() == 0 || per_batch, op,
+              ": tau must be a 0-d tensor or, for batched X, of shape (B,), got ", tau.sizes());
+}
+
+}  // namespace pydeepclust

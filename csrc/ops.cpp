@@ -34,6 +34,9 @@ TORCH_LIBRARY(pydeepclust, m) {
   m.def(
       "rbf_ratio_cut_backward_x(Tensor X, Tensor Z, Tensor sigma, Tensor grad_cut, "
       "Tensor grad_degree, bool zero_diagonal) -> Tensor");
+
+  // Low-rank Cayley retraction on the Stiefel manifold (DESIGN §3d).
+  m.def("cayley_retraction(Tensor X, Tensor G, Tensor tau) -> Tensor");
 }
 
 namespace {

@@ -64,3 +64,12 @@ __all__ += [
     "ksc_centered_kernel",
     "weighted_center",
 ]
+
+# Cayley retraction (DESIGN §3d)
+from pydeepclust.ops.cayley import (  # noqa: E402
+    cayley_retraction,
+    default_orthonormality_tol,
+    orthonormality_error,
+)
+
+__all__ += ["cayley_retraction", "default_orthonormality_tol", "orthonormality_error"]

@@ -124,3 +124,43 @@ def rbf_ratio_cut(X: Tensor, Z: Tensor, sigma: Tensor, zero_diagonal: bool):
     S = rbf_affinity(X, sigma, zero_diagonal)
     cut = (S * _sq_dists(Z)).sum((-1, -2))
     return cut, S.sum(-1), S @ Z
+
+# ---------------------------------------------------------------- Cayley retraction (DESIGN §3d)
+
+
+def cayley_retraction(X: Tensor, G: Tensor, tau) -> Tensor:
+    """Low-rank Cayley step on the Stiefel manifold (Wen & Yin 2013), plain torch.
+
+    ``X``, ``G``: (n, p) or (B, n, p); ``tau``: a number, 0-d tensor or (B,) tensor.
+    ``Ghat = G - X (X^T G) / 2``, ``U = [Ghat, X]``, ``V = [X, -Ghat]`` and
+    ``Y = X - tau U (I_2p + tau/2 V^T U)^-1 V^T X``, which equals
+    ``(I + tau/2 W)^-1 (I - tau/2 W) X`` for ``W = Ghat X^T - X Ghat^T``: orthonormal
+    whenever ``X`` is, and a descent curve for a Euclidean gradient ``G``.
+    """
+    tau = torch.as_tensor(tau, dtype=X.dtype, device=X.device)
+    tau = tau.reshape(-1, 1, 1) if tau.dim() == 1 else tau
+    Xt = X.transpose(-2, -1)
+    G_hat = G - 0.5 * X @ (Xt @ G)
+    U = torch.cat([G_hat, X], dim=-1)
+    V = torch.cat([X, -G_hat], dim=-1)
+    Vt = V.transpose(-2, -1)
+    eye = torch.eye(U.shape[-1], dtype=X.dtype, device=X.device)
+    Z = torch.linalg.solve(eye + 0.5 * tau * (Vt @ U), Vt @ X)
+    return X - tau * (U @ Z)
+
+
+def cayley_fixed_point(X: Tensor, G: Tensor, tau, iterations: int) -> Tensor:
+    """For benchmarks only: the fixed-point Cayley loop of Li, Li & Todorovic (ICLR 2020).
+
+    Forms the n x n skew matrix ``W = Ghat X^T - X Ghat^T`` and iterates
+    ``Y <- X - tau/2 W (X + Y)`` from ``Y = X - tau W X`` (their code: 5 iterations,
+    the paper: 2). Only approximately orthonormal; converges for ``tau ||W|| < 1``.
+    """
+    tau = torch.as_tensor(tau, dtype=X.dtype, device=X.device)
+    tau = tau.reshape(-1, 1, 1) if tau.dim() == 1 else tau
+    G_hat = G - 0.5 * X @ (X.transpose(-2, -1) @ G)
+    W = G_hat @ X.transpose(-2, -1) - X @ G_hat.transpose(-2, -1)
+    Y = X - tau * (W @ X)
+    for _ in range(iterations):
+        Y = X - 0.5 * tau * (W @ (X + Y))
+    return Y
