@@ -14,6 +14,19 @@ from pydeepclust.ops._backend import (
     set_backend,
     use_backend,
 )
+from pydeepclust.ops.cayley import (
+    cayley_retraction,
+    default_orthonormality_tol,
+    orthonormality_error,
+)
+from pydeepclust.ops.degree import (
+    degree_weighted_kernel,
+    inverse_degrees,
+    kernel_degrees,
+    ksc_centered_kernel,
+    weighted_center,
+)
+from pydeepclust.ops.rbf import rbf_affinity, rbf_ratio_cut, sample_bandwidths
 from pydeepclust.ops.simplex import (
     average_membership_strength,
     code_width,
@@ -22,54 +35,34 @@ from pydeepclust.ops.simplex import (
     simplex_codes,
     soft_memberships,
 )
-from pydeepclust.ops.rbf import (
-    rbf_affinity,
-    rbf_ratio_cut,
-    sample_bandwidths,
-)
 
 __all__ = [
     "BACKENDS",
-    "average_membership_strength",
     "backend",
     "build_info",
-    "code_width",
-    "cosine_simplex_assign",
     "extension_available",
     "has_kernel",
-    "max_nearest_distance",
     "set_backend",
+    "use_backend",
+    # cosine-to-simplex assignment (DESIGN §3a)
+    "average_membership_strength",
+    "code_width",
+    "cosine_simplex_assign",
+    "max_nearest_distance",
     "simplex_codes",
     "soft_memberships",
-    "use_backend",
-    # RBF affinity and ratio cut
-    "rbf_affinity",
-    "rbf_ratio_cut",
-    "sample_bandwidths",
-]
-
-# Degree-weighted kernels and streaming degrees (DESIGN §3b).
-from pydeepclust.ops.degree import (  # noqa: E402
-    degree_weighted_kernel,
-    inverse_degrees,
-    kernel_degrees,
-    ksc_centered_kernel,
-    weighted_center,
-)
-
-__all__ += [
+    # degree-weighted kernels and streaming degrees (§3b)
     "degree_weighted_kernel",
     "inverse_degrees",
     "kernel_degrees",
     "ksc_centered_kernel",
     "weighted_center",
+    # RBF affinity and the streaming ratio cut (§3c)
+    "rbf_affinity",
+    "rbf_ratio_cut",
+    "sample_bandwidths",
+    # Cayley retraction (§3d)
+    "cayley_retraction",
+    "default_orthonormality_tol",
+    "orthonormality_error",
 ]
-
-# Cayley retraction (DESIGN §3d)
-from pydeepclust.ops.cayley import (  # noqa: E402
-    cayley_retraction,
-    default_orthonormality_tol,
-    orthonormality_error,
-)
-
-__all__ += ["cayley_retraction", "default_orthonormality_tol", "orthonormality_error"]
