@@ -57,7 +57,7 @@ def _bench_cases(n: int, device: torch.device):
 
 # model name -> module with the CLI hooks (imported lazily: --help stays fast)
 MODELS = {
-
+    "genksc": "pydeepclust.models.genksc",
 }
 
 

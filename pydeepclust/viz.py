@@ -71,13 +71,14 @@ def plot_scores(scores, labels, path: str | os.PathLike, codes=None, dims=(0, 1)
     ax.scatter(scores[:, i], scores[:, j], c=labels, s=4, cmap="tab10", alpha=0.6)
     if codes is not None:
         codes = np.asarray(codes)
-        reach = np.abs(scores[:, [i, j]]).max()
-        for c, code in enumerate(codes):
-            if code.shape[0] > max(i, j):
-                end = code[[i, j]] * reach
-                ax.annotate("", xy=end, xytext=(0, 0),
-                            arrowprops={"arrowstyle": "->", "color": "k", "lw": 1})
-                ax.text(*end, f"s{c}", fontsize=8)
+        reach = np.linalg.norm(scores[:, [i, j]], axis=1).max()
+        ends = [code[[i, j]] * reach for code in codes if code.shape[0] > max(i, j)]
+        for c, end in enumerate(ends):
+            ax.annotate("", xy=end, xytext=(0, 0),
+                        arrowprops={"arrowstyle": "->", "color": "k", "lw": 1})
+            ax.text(*end, f"s{c}", fontsize=8)
+        if ends:  # annotations do not enter autoscaling; invisible points do
+            ax.scatter(*np.array(ends).T, s=0)
     ax.set_xlabel(xlabel or f"score {i + 1}")
     ax.set_ylabel(ylabel or f"score {j + 1}")
     if title:

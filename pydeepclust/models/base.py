@@ -195,10 +195,11 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
 
     def _check_loss(self, loss: Tensor, epoch: int, parts: dict[str, Tensor] | None = None):
         """Stop with a clear error before a non-finite loss reaches the weights."""
-        if not math.isfinite(float(loss)):
-            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in (parts or {}).items())
+        if not math.isfinite(float(loss.detach())):
+            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (parts or {}).items())
             raise FloatingPointError(
-                f"{type(self).__name__}: the training loss became {float(loss)} in epoch {epoch}"
+                f"{type(self).__name__}: the training loss became {float(loss.detach())} in epoch "
+                f"{epoch}"
                 f"{' (' + detail + ')' if detail else ''}; the weights are left as they were before "
                 "this step. Lower the learning rate or the loss weights, or check the data scale."
             )
