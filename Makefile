@@ -1,5 +1,5 @@
 # pydeepclust: one place that sets up, builds, runs the main job and the tests.
-#   make demo   set up .venv (torch, the extension) and run the main job on built-in data
+#   make demo   set up .venv (torch, the extension) and run GenKSC on built-in digits 0/1/2
 #   make test   set up the same way and run every test (CTest, then pytest)
 #   make bench  the op benchmarks (pytest-benchmark), tables in benchmarks/results/
 VENV ?= .venv
@@ -34,8 +34,9 @@ build: setup
 	MAX_JOBS=$(MAX_JOBS) $(PY) setup.py -q build_ext --inplace
 	$(PY) -m pydeepclust info
 
+# The main job: GenKSC on scikit-learn's digits 0/1/2 (the stand-in for MNIST012).
 demo: build
-	$(PY) -m pydeepclust bench
+	$(PY) -m pydeepclust fit genksc --data digits012 --out runs/demo
 
 ctest: setup
 	cmake -S . -B build-cmake $(if $(NVCC),-DCMAKE_CUDA_COMPILER=$(NVCC)) >/dev/null
