@@ -147,13 +147,11 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         km = KMeans(self.n_clusters, n_init=10, random_state=self._int_seed(offset))
         return km.fit_predict(features.cpu().double().numpy())
 
-    def _start_centroids(self, Z: Tensor, labels: np.ndarray) -> None:
-        """Centroids as the means of the k-means clusters (in the embedding space)."""
-        labels_t = torch.as_tensor(labels, device=Z.device)
-        counts = torch.bincount(labels_t, minlength=self.n_clusters).to(Z.dtype)
-        sums = torch.zeros(self.n_clusters, Z.shape[1], device=Z.device).index_add_(0, labels_t, Z)
-        self.centroids_ = sums / counts.clamp(min=1)[:, None]
-        self.centroid_counts_ = counts
+    def _cluster_means(self, Z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Centroids (in the embedding space) and sizes of the clusters ``labels``."""
+        counts = torch.bincount(labels, minlength=self.n_clusters).to(Z.dtype)
+        sums = torch.zeros(self.n_clusters, Z.shape[1], device=Z.device).index_add_(0, labels, Z)
+        return sums / counts.clamp(min=1)[:, None], counts
 
     def _predict(self, X: Tensor) -> Tensor:
         return self._assign(self._embed(X))
@@ -187,7 +185,8 @@ class DCN(_CentroidDeepClusterer):
             raise ValueError(f"DCN: lam must be a positive number, got {self.lam!r}")
 
     def _init_clustering(self, Z: Tensor) -> None:
-        self._start_centroids(Z, self._kmeans(Z, offset=3))
+        labels = torch.as_tensor(self._kmeans(Z, offset=3), device=Z.device)
+        self.centroids_, self.centroid_counts_ = self._cluster_means(Z, labels)
 
     def _extra_parameters(self) -> list[Tensor]:
         return []
@@ -213,7 +212,9 @@ class ACeDeC(_CentroidDeepClusterer):
         autoencoder: a pretrained :class:`~pydeepclust.models.autoencoder.Autoencoder` to start
             from (a copy is trained), or None to pretrain one for ``pretrain_epochs`` with ``lr``.
         epochs, clustering_lr, batch_size: the joint training (Adam).
-        init_steps, init_lr: full-batch Adam steps on V and b with the network fixed (§2.2).
+        n_init, init_steps, init_lr: the §2.2 start is drawn ``n_init`` times (the lowest
+            cluster + shared loss is kept), each with ``init_steps`` full-batch Adam steps on
+            V and b with the network fixed.
         random_state: seeds everything; the same value gives the same labels.
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
@@ -224,21 +225,23 @@ class ACeDeC(_CentroidDeepClusterer):
     def __init__(self, n_clusters: int = 10, latent_dim: int = 10, arch: str = "mlp",
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, epochs: int = 50, batch_size: int = 256,
-                 lr: float = 1e-3, clustering_lr: float = 1e-4, init_steps: int = 200,
-                 init_lr: float = 1e-2, random_state: int | None = 0, device: str | None = None,
+                 lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
+                 init_steps: int = 200, init_lr: float = 1e-2, random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose)
         self.epochs = epochs
         self.clustering_lr = clustering_lr
+        self.n_init = n_init
         self.init_steps = init_steps
         self.init_lr = init_lr
 
     def _check_params(self) -> None:
         super()._check_params()
-        if isinstance(self.init_steps, bool) or not isinstance(self.init_steps, int) \
-                or self.init_steps < 0:
-            raise ValueError(f"ACeDeC: init_steps must be an integer >= 0, got {self.init_steps!r}")
+        for param, minimum in (("n_init", 1), ("init_steps", 0)):
+            value = getattr(self, param)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"ACeDeC: {param} must be an integer >= {minimum}, got {value!r}")
         if not isinstance(self.init_lr, (int, float)) or not self.init_lr > 0:
             raise ValueError(f"ACeDeC: init_lr must be a positive number, got {self.init_lr!r}")
         if self.latent_dim < 2:
@@ -248,39 +251,49 @@ class ACeDeC(_CentroidDeepClusterer):
     # -- training ---------------------------------------------------------------------------
 
     def _init_clustering(self, Z: Tensor) -> None:
-        """§2.2: random orthogonal V, random split, k-means in the cluster space, then V and b
-        trained with the network, centroids and assignments fixed."""
+        """§2.2, ``n_init`` times, keeping the start of the lowest cluster + shared loss: random
+        orthogonal V, random split, k-means in the cluster space, then V and b trained with the
+        network, centroids and assignments fixed."""
         d, device = Z.shape[1], Z.device
         generator = self._generator(offset=5)
-        self.V_ = random_orthogonal(d, generator).to(device).requires_grad_(True)
-        in_cluster_space = torch.randperm(d, generator=generator)[: max(1, d // 2)]
-        b = -torch.ones(d)
-        b[in_cluster_space] = 1.0
-        self.b_ = b.to(device).requires_grad_(True)
-        with torch.no_grad():
-            cluster_coords = (Z @ self.V_)[:, in_cluster_space.to(device)]
-        labels = self._kmeans(cluster_coords, offset=3)
-        self._start_centroids(Z, labels)
+        best = None
+        for start in range(self.n_init):
+            V = random_orthogonal(d, generator).to(device).requires_grad_(True)
+            in_cluster_space = torch.randperm(d, generator=generator)[: max(1, d // 2)]
+            b = -torch.ones(d)
+            b[in_cluster_space] = 1.0
+            b = b.to(device).requires_grad_(True)
+            with torch.no_grad():
+                cluster_coords = (Z @ V)[:, in_cluster_space.to(device)]
+            labels = torch.as_tensor(self._kmeans(cluster_coords, offset=100 + start),
+                                     device=device)
+            centroids, counts = self._cluster_means(Z, labels)
+            # The reconstruction term is left out here: with V orthogonal, V V^T = I, so it
+            # depends neither on V (its gradient is normal to the orthogonal group, which the
+            # retraction removes) nor on b.
+            optimizer = torch.optim.Adam([V, b], lr=self.init_lr)
+            for _ in range(self.init_steps):
+                loss, parts = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+                self._check_loss(loss, 0, parts)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                retract_orthogonal(V)
+            with torch.no_grad():
+                loss, _ = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+            if best is None or float(loss) < best[0]:
+                best = (float(loss), V, b, centroids, counts)
+        _, self.V_, self.b_, self.centroids_, self.centroid_counts_ = best
         self.shared_center_ = Z.mean(dim=0)
         self.shared_count_ = torch.tensor(float(len(Z)), device=device)
-        # The reconstruction term is left out here: with V orthogonal, V V^T = I, so it does not
-        # depend on V (its gradient is normal to the orthogonal group, which the retraction
-        # removes) nor on b.
-        labels_t = torch.as_tensor(labels, device=device)
-        optimizer = torch.optim.Adam([self.V_, self.b_], lr=self.init_lr)
-        for step in range(self.init_steps):
-            loss, parts = self._space_terms(Z, labels_t)
-            self._check_loss(loss, 0, parts)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            retract_orthogonal(self.V_)
 
-    def _space_terms(self, z: Tensor, labels: Tensor):
-        beta_cs = torch.sigmoid(self.b_)
-        rotated = z @ self.V_
-        cluster = weighted_sq_distance(rotated, self.centroids_[labels] @ self.V_, beta_cs).mean()
-        shared = weighted_sq_distance(rotated, self.shared_center_ @ self.V_, 1 - beta_cs).mean()
+    @staticmethod
+    def _space_terms(z, labels, V, b, centroids, shared_center):
+        """The cluster and shared terms of eq. (5), batch means."""
+        beta_cs = torch.sigmoid(b)
+        rotated = z @ V
+        cluster = weighted_sq_distance(rotated, centroids[labels] @ V, beta_cs).mean()
+        shared = weighted_sq_distance(rotated, shared_center @ V, 1 - beta_cs).mean()
         return cluster + shared, {"cluster": cluster, "shared": shared}
 
     def _extra_parameters(self) -> list[Tensor]:
