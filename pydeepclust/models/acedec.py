@@ -324,6 +324,10 @@ class ACeDeC(_CentroidDeepClusterer):
         return torch.sigmoid(self.b_.detach()).cpu().numpy()
 
     @property
+    def beta_ss_(self) -> np.ndarray:
+        return 1 - self.beta_cs_
+
+    @property
     def cluster_dims_(self) -> np.ndarray:
         """Rotated dimensions in the cluster space (beta_cs > 0.5), highest beta_cs first;
         at least one, and at least one is left to the shared space."""

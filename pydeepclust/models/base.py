@@ -204,7 +204,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         """Stop with a clear error before a non-finite loss reaches the weights."""
         loss = loss.detach()
         if not math.isfinite(float(loss)):
-            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in (parts or {}).items())
+            detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (parts or {}).items())
             raise FloatingPointError(
                 f"{type(self).__name__}: the training loss became {float(loss)} in epoch {epoch}"
                 f"{' (' + detail + ')' if detail else ''}; the weights are left as they were before "
