@@ -113,29 +113,35 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _fit(self, X: Tensor) -> None:
         self._check_params()
-        net = self._pretrained_autoencoder(X)
-        device = self._device()
+        self._pretrained_autoencoder(X)
         self._init_clustering(self._embed(X))
-        optimizer = torch.optim.Adam(
-            [{"params": net.parameters()}, {"params": self._extra_parameters()}],
-            lr=self.clustering_lr)
+        optimizer = self._optimizer()
         generator = self._generator(offset=4)
-        net.train()
         for epoch in self._progress(range(self.epochs), "clustering"):
-            for idx in self._minibatches(len(X), self.batch_size, generator):
-                x = X[idx].to(device)
-                z = net.encode(x)
-                labels = self._assign(z.detach())
-                loss, parts = self._clustering_loss(x, z, labels)
-                self._check_loss(loss, epoch, parts)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                self._after_step()
-                self._update_centroids(z.detach(), labels)
-        net.eval()
+            self._clustering_epoch(X, optimizer, generator, epoch)
+        self.autoencoder_.eval()
         with torch.no_grad():
             self.labels_ = self._assign(self._embed(X)).cpu().numpy()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([{"params": self.autoencoder_.parameters()},
+                                 {"params": self._extra_parameters()}], lr=self.clustering_lr)
+
+    def _clustering_epoch(self, X: Tensor, optimizer, generator: torch.Generator,
+                          epoch: int) -> None:
+        """One pass: per batch, assign, one step on the loss, then the centroid update."""
+        net = self.autoencoder_.train()
+        for idx in self._minibatches(len(X), self.batch_size, generator):
+            x = X[idx].to(self._device())
+            z = net.encode(x)
+            labels = self._assign(z.detach())
+            loss, parts = self._clustering_loss(x, z, labels)
+            self._check_loss(loss, epoch, parts)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self._after_step()
+            self._update_centroids(z.detach(), labels)
 
     def _update_centroids(self, z: Tensor, labels: Tensor) -> None:
         minibatch_kmeans_update(self.centroids_, self.centroid_counts_, z, labels)
