@@ -27,7 +27,7 @@ SETTINGS = {
 ALL_METHODS = ("acedec", "dcn0.1", "dcn1", "dcn10", "ae-kmeans", "kmeans", "subkmeans")
 
 
-def run(data: str, seeds, methods, out: str, overrides: dict) -> None:
+def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all") -> None:
     from pydeepclust.data import load_dataset
     from pydeepclust.metrics import cluster_report
     from pydeepclust.models import (DCN, ACeDeC, AEKMeans, KMeansBaseline, SubKMeans,
@@ -35,7 +35,7 @@ def run(data: str, seeds, methods, out: str, overrides: dict) -> None:
 
     cfg = {**SETTINGS[data], **overrides}
     for seed in seeds:
-        ds = load_dataset(data, random_state=seed)
+        ds = load_dataset(data, split=split, random_state=seed)
         X, y, k = ds.X, ds.y, ds.n_classes
         ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
         ae, pretrain_s = None, 0.0
@@ -55,7 +55,7 @@ def run(data: str, seeds, methods, out: str, overrides: dict) -> None:
             start = time.perf_counter()
             est = model().fit(X)
             wall = time.perf_counter() - start
-            row = {"data": data, "method": method, "seed": seed, "fit_s": round(wall, 1),
+            row = {"data": ds.name, "method": method, "seed": seed, "fit_s": round(wall, 1),
                    "pretrain_s": round(pretrain_s, 1) if ae is not None and method not in
                    ("kmeans", "subkmeans") else 0.0, **cluster_report(y, est.labels_),
                    "settings": {k_: v for k_, v in cfg.items()}}
@@ -94,6 +94,8 @@ def main() -> None:
     p.add_argument("--data", choices=sorted(SETTINGS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    p.add_argument("--split", default="all", choices=("all", "train", "test"),
+                   help="e.g. test: the 10,000 Fashion-MNIST test images only")
     p.add_argument("--pretrain-epochs", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--out", default="runs/acedec_table.jsonl")
@@ -104,7 +106,7 @@ def main() -> None:
         return
     overrides = {k: v for k, v in (("pretrain_epochs", args.pretrain_epochs),
                                    ("epochs", args.epochs)) if v is not None}
-    run(args.data, args.seeds, args.methods, args.out, overrides)
+    run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
 
 
 if __name__ == "__main__":

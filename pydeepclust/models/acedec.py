@@ -25,7 +25,9 @@ import torch
 from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
-from pydeepclust.models.autoencoder import Autoencoder, AutoencoderClusterer, reconstruction_loss
+from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
+                                            add_autoencoder_arguments, cli_model_name,
+                                            parse_hidden, reconstruction_loss)
 
 __all__ = ["ACeDeC", "DCN", "acedec_loss", "minibatch_kmeans_update", "retract_orthogonal"]
 
@@ -412,21 +414,11 @@ class ACeDeC(_CentroidDeepClusterer):
 
 
 def add_cli_arguments(parser) -> None:
-    parser.add_argument("--latent-dim", type=int, default=10, help="embedding size d")
-    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv", "auto"),
-                        help="autoencoder: fully connected (paper) or conv for 28x28 images")
-    parser.add_argument("--hidden", default="500,500,2000",
-                        help="hidden widths of the mlp autoencoder ('' = one linear layer)")
-    parser.add_argument("--pretrain-epochs", type=int, default=50)
+    add_autoencoder_arguments(parser)
     parser.add_argument("--epochs", type=int, default=50, help="joint clustering epochs")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
     parser.add_argument("--clustering-lr", type=float, default=1e-4)
-    parser.add_argument("--lam", type=float, default=1.0, help="DCN only: trade-off lambda")
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    return tuple(int(w) for w in text.split(",") if w.strip())
+    if cli_model_name(parser) == "dcn":
+        parser.add_argument("--lam", type=float, default=1.0, help="trade-off lambda of eq. (4)")
 
 
 def from_cli(args, dataset):

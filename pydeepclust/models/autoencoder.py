@@ -150,3 +150,27 @@ def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
                                   pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
                                   random_state=random_state, device=device, verbose=verbose)
     return holder._pretrained_autoencoder(holder._check_X(X, fitting=True))
+
+
+# -- command line: the options every autoencoder-based model shares -------------------------
+
+
+def cli_model_name(parser) -> str:
+    """The model a ``fit`` sub-parser is for (its last word: ``... fit dcn`` -> "dcn")."""
+    return parser.prog.split()[-1]
+
+
+def add_autoencoder_arguments(parser) -> None:
+    parser.add_argument("--latent-dim", type=int, default=10, help="embedding size d")
+    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv", "auto"),
+                        help="autoencoder: fully connected (paper) or conv for 28x28 images")
+    parser.add_argument("--hidden", default="500,500,2000",
+                        help="hidden widths of the mlp autoencoder ('' = one linear layer)")
+    parser.add_argument("--pretrain-epochs", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """"500,500,2000" -> (500, 500, 2000); "" -> () (a single linear layer)."""
+    return tuple(int(w) for w in text.split(",") if w.strip())

@@ -10,7 +10,9 @@ import torch
 from sklearn.cluster import KMeans
 from torch import Tensor
 
-from pydeepclust.models.autoencoder import Autoencoder, AutoencoderClusterer
+from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
+                                            add_autoencoder_arguments, cli_model_name,
+                                            parse_hidden)
 from pydeepclust.models.base import DeepClusterer
 
 __all__ = ["AEKMeans", "KMeansBaseline"]
@@ -95,20 +97,16 @@ class AEKMeans(AutoencoderClusterer):
 
 
 def add_cli_arguments(parser) -> None:
-    from pydeepclust.models.acedec import add_cli_arguments as autoencoder_arguments
-
     parser.add_argument("--n-init", type=int, default=None,
                         help="k-means starts (default: 10 for ae-kmeans, 1 for kmeans)")
-    if parser.prog.split()[-1] == "ae-kmeans":
-        autoencoder_arguments(parser)
+    if cli_model_name(parser) == "ae-kmeans":
+        add_autoencoder_arguments(parser)
 
 
 def from_cli(args, dataset):
     k = args.k or dataset.n_classes
     if args.model == "kmeans":
         return KMeansBaseline(k, n_init=args.n_init or "auto", random_state=args.seed)
-    from pydeepclust.models.acedec import parse_hidden
-
     return AEKMeans(k, latent_dim=args.latent_dim, arch=args.arch, hidden=parse_hidden(args.hidden),
                     pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
                     n_init=args.n_init or 10, random_state=args.seed, device=args.device,
