@@ -58,6 +58,11 @@ def _bench_cases(n: int, device: torch.device):
 # model name -> module with the CLI hooks (imported lazily: --help stays fast)
 MODELS = {
     "genksc": "pydeepclust.models.genksc",
+    "acedec": "pydeepclust.models.acedec",
+    "dcn": "pydeepclust.models.acedec",
+    "ae-kmeans": "pydeepclust.models.baselines",
+    "kmeans": "pydeepclust.models.baselines",
+    "subkmeans": "pydeepclust.models.subkmeans",
 }
 
 

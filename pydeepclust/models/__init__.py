@@ -1,6 +1,11 @@
 """Deep clustering models as scikit-learn style estimators."""
 
+from pydeepclust.models.acedec import DCN, ACeDeC
+from pydeepclust.models.autoencoder import Autoencoder, pretrain_autoencoder
 from pydeepclust.models.base import DeepClusterer
+from pydeepclust.models.baselines import AEKMeans, KMeansBaseline
 from pydeepclust.models.genksc import GenKSC
+from pydeepclust.models.subkmeans import SubKMeans
 
-__all__ = ["DeepClusterer", "GenKSC"]
+__all__ = ["ACeDeC", "AEKMeans", "Autoencoder", "DCN", "DeepClusterer", "GenKSC",
+           "KMeansBaseline", "SubKMeans", "pretrain_autoencoder"]

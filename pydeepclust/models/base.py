@@ -58,7 +58,10 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
     def save(self, path: str | os.PathLike) -> None:
         """Write hyperparameters, network weights and fitted state to ``path``."""
         check_is_fitted(self, "labels_")
-        params = {k: v for k, v in self.get_params(deep=False).items()}
+        # A network passed as a parameter (e.g. a pretrained autoencoder) is not stored as a
+        # parameter: its trained copy is among the modules, and weights_only loads no modules.
+        params = {k: None if isinstance(v, nn.Module) else v
+                  for k, v in self.get_params(deep=False).items()}
         state = {
             "format": CHECKPOINT_FORMAT,
             "estimator": type(self).__name__,
@@ -136,6 +139,10 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             g.manual_seed(int(seed) * 1_000_003 + offset)
         return g
 
+    def _int_seed(self, offset: int = 0) -> int:
+        """An int seed for libraries with their own RNG (scikit-learn, numpy), from ``random_state``."""
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator(offset)))
+
     @contextlib.contextmanager
     def _seeded(self, offset: int = 0):
         """Seed the global torch RNG from ``random_state`` inside the block, then restore it."""
@@ -195,11 +202,11 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
 
     def _check_loss(self, loss: Tensor, epoch: int, parts: dict[str, Tensor] | None = None):
         """Stop with a clear error before a non-finite loss reaches the weights."""
-        if not math.isfinite(float(loss.detach())):
+        loss = loss.detach()
+        if not math.isfinite(float(loss)):
             detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in (parts or {}).items())
             raise FloatingPointError(
-                f"{type(self).__name__}: the training loss became {float(loss.detach())} in epoch "
-                f"{epoch}"
+                f"{type(self).__name__}: the training loss became {float(loss)} in epoch {epoch}"
                 f"{' (' + detail + ')' if detail else ''}; the weights are left as they were before "
                 "this step. Lower the learning rate or the loss weights, or check the data scale."
             )

@@ -231,7 +231,7 @@ class GenKSC(DeepClusterer):
 
         with torch.no_grad():
             scores = self._scores_from_features(self._features(X)).double().cpu()
-            km = KMeans(self.n_clusters, n_init=10, random_state=self._seed_int(2))
+            km = KMeans(self.n_clusters, n_init=10, random_state=self._int_seed(2))
             centers = torch.as_tensor(km.fit(scores.numpy()).cluster_centers_)
             centers = centers / centers.norm(dim=1, keepdim=True).clamp_min(1e-12)
             codes = torch.zeros_like(centers)
@@ -241,9 +241,6 @@ class GenKSC(DeepClusterer):
             u, _, vh = torch.linalg.svd(centers.T @ codes[order])
             rotation = (u @ vh).to(self.U_)
             self.U_.copy_(self.U_ @ rotation)
-
-    def _seed_int(self, offset: int) -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=self._generator(offset)))
 
     # -- inference -------------------------------------------------------------------
 

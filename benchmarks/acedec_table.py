@@ -1,0 +1,113 @@
+"""The ACe/DeC paper's Table 1 on this machine: NMI of ACe/DeC, DCN (lambda 0.1, 1, 10),
+AE + k-means, k-means and Sub-K-Means, mean +- sd over seeds, with wall times.
+
+Per seed one autoencoder is pretrained and handed to every AE-based method (as the paper
+does). Every finished run is appended to ``--out`` (JSON lines), so a cut-off run keeps what
+it measured; ``--report`` prints the markdown table from that file.
+
+  python benchmarks/acedec_table.py --data synth25 --seeds 0 1 2 --out runs/table1.jsonl
+  python benchmarks/acedec_table.py --report runs/table1.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+
+import numpy as np
+
+# Per data set: the autoencoder (the paper: linear d = D for SYNTH-25, D-500-500-2000-10 else)
+SETTINGS = {
+    "synth25": dict(latent_dim=27, hidden=(), pretrain_epochs=20, epochs=20),
+    "digits": dict(latent_dim=10, hidden=(500, 500, 2000), pretrain_epochs=100, epochs=50),
+    "fashion-mnist": dict(latent_dim=10, hidden=(500, 500, 2000), pretrain_epochs=10, epochs=5),
+}
+ALL_METHODS = ("acedec", "dcn0.1", "dcn1", "dcn10", "ae-kmeans", "kmeans", "subkmeans")
+
+
+def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all") -> None:
+    from pydeepclust.data import load_dataset
+    from pydeepclust.metrics import cluster_report
+    from pydeepclust.models import (DCN, ACeDeC, AEKMeans, KMeansBaseline, SubKMeans,
+                                    pretrain_autoencoder)
+
+    cfg = {**SETTINGS[data], **overrides}
+    for seed in seeds:
+        ds = load_dataset(data, split=split, random_state=seed)
+        X, y, k = ds.X, ds.y, ds.n_classes
+        ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
+        ae, pretrain_s = None, 0.0
+        if any(m not in ("kmeans", "subkmeans") for m in methods):
+            start = time.perf_counter()
+            ae = pretrain_autoencoder(X, epochs=cfg["pretrain_epochs"], random_state=seed,
+                                      **ae_args)
+            pretrain_s = time.perf_counter() - start
+        for method in methods:
+            joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed, **ae_args)
+            model = {
+                "acedec": lambda: ACeDeC(k, **joint),
+                "ae-kmeans": lambda: AEKMeans(k, autoencoder=ae, random_state=seed, **ae_args),
+                "kmeans": lambda: KMeansBaseline(k, random_state=seed),
+                "subkmeans": lambda: SubKMeans(k, random_state=seed),
+            }.get(method) or (lambda: DCN(k, lam=float(method[3:]), **joint))
+            start = time.perf_counter()
+            est = model().fit(X)
+            wall = time.perf_counter() - start
+            row = {"data": ds.name, "method": method, "seed": seed, "fit_s": round(wall, 1),
+                   "pretrain_s": round(pretrain_s, 1) if ae is not None and method not in
+                   ("kmeans", "subkmeans") else 0.0, **cluster_report(y, est.labels_),
+                   "settings": {k_: v for k_, v in cfg.items()}}
+            if method == "acedec":
+                row["n_cluster_dims"] = len(est.cluster_dims_)
+            print(json.dumps(row), flush=True)
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+def report(path: str) -> None:
+    rows = [json.loads(line) for line in open(path)]
+    by = defaultdict(list)
+    for r in rows:
+        by[(r["method"], r["data"])].append(r)
+    datas = list(dict.fromkeys(r["data"] for r in rows))
+    print("| method | " + " | ".join(datas) + " |")
+    print("|---" * (len(datas) + 1) + "|")
+    for method in ALL_METHODS:
+        cells = []
+        for data in datas:
+            rs = by.get((method, data))
+            if not rs:
+                cells.append("—")
+                continue
+            nmi = np.array([r["nmi"] for r in rs])
+            wall = np.mean([r["fit_s"] + r["pretrain_s"] for r in rs])
+            cells.append(f"{nmi.mean():.2f} ± {nmi.std(ddof=1) if len(rs) > 1 else 0:.2f} "
+                         f"(n={len(rs)}, {wall:.0f} s)")
+        print(f"| {method} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=sorted(SETTINGS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS)
+    p.add_argument("--split", default="all", choices=("all", "train", "test"),
+                   help="e.g. test: the 10,000 Fashion-MNIST test images only")
+    p.add_argument("--pretrain-epochs", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--out", default="runs/acedec_table.jsonl")
+    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    args = p.parse_args()
+    if args.report:
+        report(args.report)
+        return
+    overrides = {k: v for k, v in (("pretrain_epochs", args.pretrain_epochs),
+                                   ("epochs", args.epochs)) if v is not None}
+    run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,460 @@
+"""ACe/DeC on DCN (Miklautz et al., IJCAI 2021), and DCN (Yang et al., ICML 2017) itself.
+
+Both train a pretrained autoencoder jointly with a k-means objective in its embedding; both
+update centroids and assignments by mini-batch k-means (Sculley 2010) after every network
+step instead of DCN's alternation, as the ACe/DeC paper does (its SP Sec. 1.7).
+
+* DCN: ``lam/2 * ||z - mu_k||^2 + ||x - dec(z)||^2`` (eq. 4), with the trade-off ``lam``.
+* ACe/DeC: eq. (5), ``||V^T z - V^T mu_k||^2_{beta_cs} + ||V^T z - V^T mu||^2_{beta_ss}
+  + ||x - dec(V V^T z)||^2`` with ``||h||^2_beta = sum_i beta_i^2 h_i^2``, ``beta_cs =
+  sigmoid(b)``, ``beta_ss = 1 - beta_cs`` and no trade-off hyperparameter.
+
+Unlike the authors' library: V is kept orthogonal by a polar retraction after every step
+(:func:`retract_orthogonal`), a centroid with no points in a batch keeps its position
+(:func:`minibatch_kmeans_update`), and every random choice (network init, batches, the split,
+k-means) is drawn from ``random_state``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from torch import Tensor, nn
+
+from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
+                                            add_autoencoder_arguments, cli_model_name,
+                                            parse_hidden, reconstruction_loss)
+
+__all__ = ["ACeDeC", "DCN", "acedec_loss", "minibatch_kmeans_update", "retract_orthogonal"]
+
+
+# -- the pieces, as plain functions (tested one by one) ------------------------------------
+
+
+def weighted_sq_distance(h: Tensor, g: Tensor, beta: Tensor) -> Tensor:
+    """eq. (2): ``sum_i beta[i]^2 (h[i] - g[i])^2`` over the last dimension."""
+    return (beta.pow(2) * (h - g).pow(2)).sum(dim=-1)
+
+
+def acedec_loss(x: Tensor, z: Tensor, decoder, V: Tensor, b: Tensor, centroids: Tensor,
+                labels: Tensor, shared_center: Tensor, reduction: str = "mean"):
+    """eq. (5) of the ACe/DeC paper on a batch; returns ``(loss, {term: value})``.
+
+    ``z`` (n, d) the embeddings of ``x``, ``centroids`` (k, d) and ``shared_center`` (d,) in
+    the embedding (not rotated) space, ``labels`` (n,) the assignments. ``reduction="sum"``
+    is eq. (5) literally; "mean" divides every term by n (the training loss).
+    """
+    beta_cs = torch.sigmoid(b)
+    rotated = z @ V  # row i is V^T z_i
+    cluster = weighted_sq_distance(rotated, centroids[labels] @ V, beta_cs)
+    shared = weighted_sq_distance(rotated, shared_center @ V, 1 - beta_cs)
+    rec = (x - decoder(z @ V @ V.T)).pow(2).reshape(len(x), -1).sum(dim=1)
+    reduce = {"sum": torch.sum, "mean": torch.mean}.get(reduction)
+    if reduce is None:
+        raise ValueError(f"acedec_loss: reduction must be 'sum' or 'mean', got {reduction!r}")
+    parts = {"cluster": reduce(cluster), "shared": reduce(shared), "reconstruction": reduce(rec)}
+    return parts["cluster"] + parts["shared"] + parts["reconstruction"], parts
+
+
+@torch.no_grad()
+def minibatch_kmeans_update(centroids: Tensor, counts: Tensor, z: Tensor, labels: Tensor) -> None:
+    """Sculley's mini-batch k-means step, in place.
+
+    Per centroid, the learning rate 1/count over all points it has been given makes it the
+    running mean of its points (the batch's points folded in at once, which equals Sculley's
+    point-by-point update). A centroid with no point in the batch is left exactly where it is.
+    """
+    batch_counts = torch.bincount(labels, minlength=len(centroids)).to(counts.dtype)
+    sums = torch.zeros_like(centroids).index_add_(0, labels, z.to(centroids.dtype))
+    counts += batch_counts
+    present = batch_counts > 0
+    step = (sums[present] - batch_counts[present, None] * centroids[present])
+    centroids[present] += step / counts[present, None]
+
+
+@torch.no_grad()
+def retract_orthogonal(V: Tensor) -> None:
+    """Replace V, in place, by the nearest orthogonal matrix (polar factor ``U W^T`` of its SVD).
+
+    Run after each optimiser step: V stays on the orthogonal group, so ``V V^T = I`` and V is
+    the pure rotation the paper intends (its linear-AE analysis shows the reconstruction
+    forces this; a deep decoder does not, and without it V drifts).
+    """
+    U, _, Wh = torch.linalg.svd(V)
+    V.copy_(U @ Wh)
+
+
+def random_orthogonal(d: int, generator: torch.Generator) -> Tensor:
+    """A Haar-random d x d orthogonal matrix (QR of a Gaussian, signs fixed by diag(R))."""
+    Q, R = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))
+    return (Q * torch.sign(torch.diagonal(R))).float()
+
+
+# -- the estimators ------------------------------------------------------------------------
+
+
+class _CentroidDeepClusterer(AutoencoderClusterer):
+    """Pretrained autoencoder + k-means loss trained jointly, centroids by mini-batch k-means.
+
+    Subclasses define ``_init_clustering(Z)``, ``_assign(z)``, ``_clustering_loss(x, z, labels)``
+    and ``_extra_parameters()``; this class runs pretraining, the joint epochs and the final
+    assignment.
+    """
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
+            raise ValueError(f"{name}: epochs must be an integer >= 0, got {self.epochs!r}")
+        if not isinstance(self.clustering_lr, (int, float)) or not self.clustering_lr > 0:
+            raise ValueError(f"{name}: clustering_lr must be a positive number, "
+                             f"got {self.clustering_lr!r}")
+
+    def _fit(self, X: Tensor) -> None:
+        self._check_params()
+        self._pretrained_autoencoder(X)
+        self._init_clustering(self._embed(X))
+        optimizer = self._optimizer()
+        generator = self._generator(offset=4)
+        for epoch in self._progress(range(self.epochs), "clustering"):
+            self._clustering_epoch(X, optimizer, generator, epoch)
+        self.autoencoder_.eval()
+        with torch.no_grad():
+            self.labels_ = self._assign(self._embed(X)).cpu().numpy()
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam([{"params": self.autoencoder_.parameters()},
+                                 {"params": self._extra_parameters()}], lr=self.clustering_lr)
+
+    def _clustering_epoch(self, X: Tensor, optimizer, generator: torch.Generator,
+                          epoch: int) -> None:
+        """One pass: per batch, assign, one step on the loss, then the centroid update."""
+        net = self.autoencoder_.train()
+        for idx in self._minibatches(len(X), self.batch_size, generator):
+            x = X[idx].to(self._device())
+            z = net.encode(x)
+            labels = self._assign(z.detach())
+            loss, parts = self._clustering_loss(x, z, labels)
+            self._check_loss(loss, epoch, parts)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            self._after_step()
+            self._update_centroids(z.detach(), labels)
+
+    def _update_centroids(self, z: Tensor, labels: Tensor) -> None:
+        minibatch_kmeans_update(self.centroids_, self.centroid_counts_, z, labels)
+
+    def _after_step(self) -> None:
+        pass
+
+    def _kmeans(self, features: Tensor, offset: int) -> np.ndarray:
+        km = KMeans(self.n_clusters, n_init=10, random_state=self._int_seed(offset))
+        return km.fit_predict(features.cpu().double().numpy())
+
+    def _cluster_means(self, Z: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """Centroids (in the embedding space) and sizes of the clusters ``labels``."""
+        counts = torch.bincount(labels, minlength=self.n_clusters).to(Z.dtype)
+        sums = torch.zeros(self.n_clusters, Z.shape[1], device=Z.device).index_add_(0, labels, Z)
+        return sums / counts.clamp(min=1)[:, None], counts
+
+    def _predict(self, X: Tensor) -> Tensor:
+        return self._assign(self._embed(X))
+
+    def _fitted_tensors(self) -> dict[str, Tensor]:
+        return {"centroids_": self.centroids_, "centroid_counts_": self.centroid_counts_}
+
+
+class DCN(_CentroidDeepClusterer):
+    """DCN: autoencoder + ``lam/2`` times the k-means loss in its embedding (Yang et al., 2017).
+
+    Parameters as :class:`ACeDeC`, plus ``lam`` (the trade-off λ of eq. 4; the ACe/DeC paper
+    reports λ = 0.1, 1 and 10).
+    """
+
+    def __init__(self, n_clusters: int = 10, lam: float = 1.0, latent_dim: int = 10,
+                 arch: str = "mlp", hidden: Sequence[int] = (500, 500, 2000),
+                 autoencoder: Autoencoder | None = None, pretrain_epochs: int = 50,
+                 epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
+                 clustering_lr: float = 1e-4, random_state: int | None = 0,
+                 device: str | None = None, verbose: bool = False):
+        super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
+                         batch_size, lr, random_state, device, verbose)
+        self.lam = lam
+        self.epochs = epochs
+        self.clustering_lr = clustering_lr
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.lam, (int, float)) or not self.lam > 0:
+            raise ValueError(f"DCN: lam must be a positive number, got {self.lam!r}")
+
+    def _init_clustering(self, Z: Tensor) -> None:
+        labels = torch.as_tensor(self._kmeans(Z, offset=3), device=Z.device)
+        self.centroids_, self.centroid_counts_ = self._cluster_means(Z, labels)
+
+    def _extra_parameters(self) -> list[Tensor]:
+        return []
+
+    def _assign(self, z: Tensor) -> Tensor:
+        return torch.cdist(z, self.centroids_).argmin(dim=1)
+
+    def _clustering_loss(self, x: Tensor, z: Tensor, labels: Tensor):
+        compression = (z - self.centroids_[labels]).pow(2).sum(dim=1).mean()
+        rec = reconstruction_loss(x, self.autoencoder_.decode(z))
+        return self.lam / 2 * compression + rec, {"compression": compression, "reconstruction": rec}
+
+    def _transform(self, X: Tensor) -> Tensor:
+        return self._embed(X)
+
+
+class ACeDeC(_CentroidDeepClusterer):
+    """ACe/DeC on DCN: a cluster space and a shared space in the autoencoder's embedding.
+
+    Parameters:
+        n_clusters: k.
+        latent_dim, arch, hidden: the autoencoder (default the paper's D-500-500-2000-10).
+        autoencoder: a pretrained :class:`~pydeepclust.models.autoencoder.Autoencoder` to start
+            from (a copy is trained), or None to pretrain one for ``pretrain_epochs`` with ``lr``.
+        epochs, clustering_lr, batch_size: the joint training (Adam).
+        n_init, init_steps, init_lr: the §2.2 start is drawn ``n_init`` times (the lowest
+            cluster + shared loss is kept), each with ``init_steps`` full-batch Adam steps on
+            V and b with the network fixed.
+        random_state: seeds everything; the same value gives the same labels.
+
+    Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
+    ``cluster_dims_`` (rotated dimensions with beta_cs > 0.5, the paper's hardening, highest
+    first), ``shared_dims_``, ``centroids_``, ``shared_center_``, ``autoencoder_``.
+    """
+
+    def __init__(self, n_clusters: int = 10, latent_dim: int = 10, arch: str = "mlp",
+                 hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
+                 pretrain_epochs: int = 50, epochs: int = 50, batch_size: int = 256,
+                 lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
+                 init_steps: int = 200, init_lr: float = 1e-2, random_state: int | None = 0, device: str | None = None,
+                 verbose: bool = False):
+        super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
+                         batch_size, lr, random_state, device, verbose)
+        self.epochs = epochs
+        self.clustering_lr = clustering_lr
+        self.n_init = n_init
+        self.init_steps = init_steps
+        self.init_lr = init_lr
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for param, minimum in (("n_init", 1), ("init_steps", 0)):
+            value = getattr(self, param)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"ACeDeC: {param} must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(self.init_lr, (int, float)) or not self.init_lr > 0:
+            raise ValueError(f"ACeDeC: init_lr must be a positive number, got {self.init_lr!r}")
+        if self.latent_dim < 2:
+            raise ValueError(f"ACeDeC: latent_dim must be >= 2 (a cluster and a shared space), "
+                             f"got {self.latent_dim!r}")
+
+    # -- training ---------------------------------------------------------------------------
+
+    def _init_clustering(self, Z: Tensor) -> None:
+        """§2.2, ``n_init`` times, keeping the start of the lowest cluster + shared loss: random
+        orthogonal V, random split, k-means in the cluster space, then V and b trained with the
+        network, centroids and assignments fixed."""
+        d, device = Z.shape[1], Z.device
+        generator = self._generator(offset=5)
+        best = None
+        for start in range(self.n_init):
+            V = random_orthogonal(d, generator).to(device).requires_grad_(True)
+            in_cluster_space = torch.randperm(d, generator=generator)[: max(1, d // 2)]
+            b = -torch.ones(d)
+            b[in_cluster_space] = 1.0
+            b = b.to(device).requires_grad_(True)
+            with torch.no_grad():
+                cluster_coords = (Z @ V)[:, in_cluster_space.to(device)]
+            labels = torch.as_tensor(self._kmeans(cluster_coords, offset=100 + start),
+                                     device=device)
+            centroids, counts = self._cluster_means(Z, labels)
+            # The reconstruction term is left out here: with V orthogonal, V V^T = I, so it
+            # depends neither on V (its gradient is normal to the orthogonal group, which the
+            # retraction removes) nor on b.
+            optimizer = torch.optim.Adam([V, b], lr=self.init_lr)
+            for _ in range(self.init_steps):
+                loss, parts = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+                self._check_loss(loss, 0, parts)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                retract_orthogonal(V)
+            with torch.no_grad():
+                loss, _ = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+            if best is None or float(loss) < best[0]:
+                best = (float(loss), V, b, centroids, counts)
+        _, self.V_, self.b_, self.centroids_, self.centroid_counts_ = best
+        self.shared_center_ = Z.mean(dim=0)
+        self.shared_count_ = torch.tensor(float(len(Z)), device=device)
+
+    @staticmethod
+    def _space_terms(z, labels, V, b, centroids, shared_center):
+        """The cluster and shared terms of eq. (5), batch means."""
+        beta_cs = torch.sigmoid(b)
+        rotated = z @ V
+        cluster = weighted_sq_distance(rotated, centroids[labels] @ V, beta_cs).mean()
+        shared = weighted_sq_distance(rotated, shared_center @ V, 1 - beta_cs).mean()
+        return cluster + shared, {"cluster": cluster, "shared": shared}
+
+    def _extra_parameters(self) -> list[Tensor]:
+        return [self.V_, self.b_]
+
+    def _assign(self, z: Tensor) -> Tensor:
+        beta_cs = torch.sigmoid(self.b_.detach())
+        rotated, centers = z @ self.V_.detach(), self.centroids_ @ self.V_.detach()
+        return torch.cdist(rotated * beta_cs, centers * beta_cs).argmin(dim=1)
+
+    def _clustering_loss(self, x: Tensor, z: Tensor, labels: Tensor):
+        return acedec_loss(x, z, self.autoencoder_.decode, self.V_, self.b_, self.centroids_,
+                           labels, self.shared_center_)
+
+    def _after_step(self) -> None:
+        retract_orthogonal(self.V_)
+
+    def _update_centroids(self, z: Tensor, labels: Tensor) -> None:
+        super()._update_centroids(z, labels)
+        # The shared space has one cluster: its centre is the running mean of all points.
+        minibatch_kmeans_update(self.shared_center_[None], self.shared_count_.view(1), z,
+                                torch.zeros_like(labels))
+
+    # -- fitted state -----------------------------------------------------------------------
+
+    @property
+    def beta_cs_(self) -> np.ndarray:
+        return torch.sigmoid(self.b_.detach()).cpu().numpy()
+
+    @property
+    def beta_ss_(self) -> np.ndarray:
+        return 1 - self.beta_cs_
+
+    @property
+    def cluster_dims_(self) -> np.ndarray:
+        """Rotated dimensions in the cluster space (beta_cs > 0.5), highest beta_cs first;
+        at least one, and at least one is left to the shared space."""
+        order = np.argsort(-self.beta_cs_, kind="stable")
+        n_cluster = int(np.clip((self.beta_cs_ > 0.5).sum(), 1, len(order) - 1))
+        return order[:n_cluster]
+
+    @property
+    def shared_dims_(self) -> np.ndarray:
+        return np.setdiff1d(np.arange(len(self.beta_cs_)), self.cluster_dims_)
+
+    def _fitted_tensors(self) -> dict[str, Tensor]:
+        return {**super()._fitted_tensors(), "V_": self.V_, "b_": self.b_,
+                "shared_center_": self.shared_center_, "shared_count_": self.shared_count_}
+
+    # -- embeddings and interpretability ----------------------------------------------------
+
+    def _transform(self, X: Tensor) -> Tensor:
+        """V^T z: the rotated embedding; columns ``cluster_dims_`` and ``shared_dims_``."""
+        return self._embed(X) @ self.V_.detach()
+
+    def cluster_space(self, X) -> np.ndarray:
+        """Coordinates in the cluster space, columns in ``cluster_dims_`` order."""
+        return self.transform(X)[:, self.cluster_dims_]
+
+    def shared_space(self, X) -> np.ndarray:
+        """Coordinates in the shared space, columns in ``shared_dims_`` order."""
+        return self.transform(X)[:, self.shared_dims_]
+
+    @torch.no_grad()
+    def decode_rotated(self, rotated) -> np.ndarray:
+        """Decode points given in the rotated space (rows V^T z): ``dec(V y)``."""
+        y = torch.as_tensor(np.asarray(rotated), dtype=torch.float32, device=self._device())
+        return self._embed_in_batches(self.autoencoder_.decode, y @ self.V_.detach().T).cpu().numpy()
+
+    def reconstruct(self, X, space: str = "both") -> np.ndarray:
+        """Reconstructions of X from one space only (Fig. 1b): the other space's coordinates
+        are set to those of the data mean, so only the chosen space's information remains."""
+        if space not in ("both", "cluster", "shared"):
+            raise ValueError(f"ACeDeC.reconstruct: space must be 'both', 'cluster' or 'shared', "
+                             f"got {space!r}")
+        rotated = self.transform(X)
+        mean = (self.shared_center_ @ self.V_.detach()).cpu().numpy()
+        if space != "both":
+            replaced = self.shared_dims_ if space == "cluster" else self.cluster_dims_
+            rotated[:, replaced] = mean[replaced]
+        return self.decode_rotated(rotated)
+
+    def shared_pc1(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """First principal component of the shared space: (direction in the rotated space,
+        the scores of X along it)."""
+        rotated = self.transform(X)
+        shared = rotated[:, self.shared_dims_].astype(np.float64)
+        shared -= shared.mean(axis=0)
+        _, _, Wt = np.linalg.svd(shared, full_matrices=False)
+        direction = np.zeros(rotated.shape[1])
+        direction[self.shared_dims_] = Wt[0]
+        return direction, shared @ Wt[0]
+
+    def traversal(self, X, n_steps: int = 9) -> np.ndarray:
+        """Fig. 3: per cluster (row) its centroid's cluster-space coordinates fixed, the
+        shared space moved along its first principal component over the 5th..95th percentile
+        of X's scores (columns). Returns decoded samples of shape (k, n_steps, ...)."""
+        direction, scores = self.shared_pc1(X)
+        steps = np.linspace(*np.percentile(scores, [5, 95]), n_steps)
+        mean = (self.shared_center_ @ self.V_.detach()).cpu().numpy()
+        centers = (self.centroids_ @ self.V_.detach()).cpu().numpy()
+        grid = np.repeat(mean[None, None], len(centers), axis=0).repeat(n_steps, axis=1)
+        grid[:, :, self.cluster_dims_] = centers[:, None, self.cluster_dims_]
+        grid += steps[None, :, None] * direction[None, None]
+        decoded = self.decode_rotated(grid.reshape(-1, grid.shape[-1]))
+        return decoded.reshape(len(centers), n_steps, *decoded.shape[1:])
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def add_cli_arguments(parser) -> None:
+    add_autoencoder_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=50, help="joint clustering epochs")
+    parser.add_argument("--clustering-lr", type=float, default=1e-4)
+    if cli_model_name(parser) == "dcn":
+        parser.add_argument("--lam", type=float, default=1.0, help="trade-off lambda of eq. (4)")
+
+
+def from_cli(args, dataset):
+    common = dict(n_clusters=args.k or dataset.n_classes, latent_dim=args.latent_dim,
+                  arch=args.arch, hidden=parse_hidden(args.hidden),
+                  pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, clustering_lr=args.clustering_lr,
+                  random_state=args.seed, device=args.device, verbose=not args.quiet)
+    if args.model == "dcn":
+        return DCN(lam=args.lam, **common)
+    return ACeDeC(**common)
+
+
+def cli_outputs(model, X, dataset, out_dir) -> dict[str, str]:
+    from pydeepclust.viz import plot_scores, save_image_grid
+
+    files = {}
+    if not isinstance(model, ACeDeC):
+        return files
+    direction, pc1 = model.shared_pc1(X)
+    top = model.transform(X)[:, model.cluster_dims_[0]]
+    files["cluster_dim_vs_shared_pc1"] = plot_scores(
+        np.stack([pc1, top], axis=1), model.labels_,
+        os.path.join(out_dir, "cluster_dim_vs_shared_pc1.png"),
+        title=f"ACe/DeC: top cluster dim (beta_cs={model.beta_cs_[model.cluster_dims_[0]]:.2f})",
+        xlabel="shared space PC1", ylabel=f"cluster dim {model.cluster_dims_[0]}")
+    if dataset.image_shape is not None:
+        sample = X[:10]
+        files["reconstructions"] = save_image_grid(
+            np.stack([sample, *(model.reconstruct(sample, s) for s in ("both", "cluster",
+                                                                          "shared"))]),
+            os.path.join(out_dir, "reconstructions.png"),
+            row_labels=["input", "both", "cluster only", "shared only"],
+            title="ACe/DeC reconstructions by space")
+        files["shared_pc1_traversal"] = save_image_grid(
+            model.traversal(X), os.path.join(out_dir, "shared_pc1_traversal.png"),
+            row_labels=[f"cluster {c}" for c in range(model.n_clusters)],
+            title="shared PC1 traversal, cluster coordinates fixed")
+    return files

@@ -1,0 +1,176 @@
+"""Autoencoder pretraining shared by the models that start from one (DCN, ACe/DeC, AE + k-means).
+
+Pretrain once with :func:`pretrain_autoencoder` and hand the result to several clusterers
+through their ``autoencoder=`` parameter, as the experiments of the ACe/DeC paper do (every
+method starts from the same ten pretrained networks). A clusterer trains its own deep copy,
+so the pretrained network stays untouched and can be handed on.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pydeepclust.models.base import DeepClusterer
+from pydeepclust.nn import autoencoder as build_encoder_decoder
+
+
+class Autoencoder(nn.Module):
+    """An encoder/decoder pair for samples of ``sample_shape``, with the data's shape recorded.
+
+    ``arch``: "mlp" (the D-500-500-2000-d network of DEC/DCN/ACe/DeC; ``hidden=()`` gives the
+    single linear layer of the paper's SYNTH-25 runs), "conv" (28x28 images) or "auto".
+    """
+
+    def __init__(self, sample_shape: Sequence[int], latent_dim: int = 10, arch: str = "mlp",
+                 hidden: Sequence[int] = (500, 500, 2000)):
+        super().__init__()
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.latent_dim = latent_dim
+        self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
+                                                           tuple(hidden))
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def reconstruction_loss(x: Tensor, x_hat: Tensor) -> Tensor:
+    """Squared error summed over a sample's features, averaged over the batch.
+
+    A per-sample sum (not a per-feature mean) because eq. (5) of the ACe/DeC paper adds the
+    clustering terms to ``||x - x_hat||^2`` unweighted; the pretraining uses the same scale.
+    """
+    return (x - x_hat).pow(2).reshape(len(x), -1).sum(dim=1).mean()
+
+
+def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int, lr: float,
+                      generator: torch.Generator, device: torch.device, progress=None,
+                      check_loss=None) -> Autoencoder:
+    """Adam on the reconstruction loss, shuffled mini-batches drawn from ``generator``."""
+    net.to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    epoch_iter = range(epochs) if progress is None else progress(range(epochs), "pretraining")
+    for epoch in epoch_iter:
+        for idx in torch.randperm(len(X), generator=generator).split(batch_size):
+            x = X[idx].to(device)
+            loss = reconstruction_loss(x, net(x))
+            if check_loss is not None:
+                check_loss(loss, epoch, {"reconstruction": loss})
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net.eval()
+
+
+class AutoencoderClusterer(DeepClusterer):
+    """Base of the estimators that start from a pretrained autoencoder.
+
+    Its parameters are the ones every such model shares; ``autoencoder`` is an
+    :class:`Autoencoder` pretrained elsewhere (used as a deep copy) or None to pretrain one
+    here for ``pretrain_epochs``. Instantiated directly, it only pretrains
+    (see :func:`pretrain_autoencoder`).
+    """
+
+    def __init__(self, n_clusters: int = 1, latent_dim: int = 10, arch: str = "mlp",
+                 hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
+                 pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
+                 random_state: int | None = 0, device: str | None = None, verbose: bool = False):
+        self.n_clusters = n_clusters
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = hidden
+        self.autoencoder = autoencoder
+        self.pretrain_epochs = pretrain_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _check_common_params(self) -> None:
+        name = type(self).__name__
+        for param in ("n_clusters", "pretrain_epochs", "batch_size"):
+            value = getattr(self, param)
+            minimum = 0 if param == "pretrain_epochs" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"{name}: {param} must be an integer >= {minimum}, got {value!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}")
+        if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):
+            raise TypeError(f"{name}: autoencoder must be a pydeepclust Autoencoder or None, "
+                            f"got {type(self.autoencoder).__name__}")
+
+    def _build(self, sample_shape: tuple[int, ...]) -> None:
+        with self._seeded(offset=1):
+            self.autoencoder_ = Autoencoder(sample_shape, self.latent_dim, self.arch, self.hidden)
+        self.autoencoder_.to(self._device())
+
+    def _modules(self) -> dict[str, nn.Module]:
+        return {"autoencoder": self.autoencoder_}
+
+    def _pretrained_autoencoder(self, X: Tensor) -> Autoencoder:
+        """Set ``autoencoder_``: a copy of the given network, or a new one pretrained on X."""
+        self._check_common_params()
+        if self.autoencoder is not None:
+            if tuple(self.autoencoder.sample_shape) != tuple(X.shape[1:]):
+                raise ValueError(
+                    f"{type(self).__name__}: autoencoder was built for samples of shape "
+                    f"{self.autoencoder.sample_shape}, X has {tuple(X.shape[1:])}")
+            self.autoencoder_ = copy.deepcopy(self.autoencoder).to(self._device()).eval()
+            return self.autoencoder_
+        self._build(tuple(X.shape[1:]))
+        return train_autoencoder(self.autoencoder_, X, self.pretrain_epochs, self.batch_size,
+                                 self.lr, self._generator(offset=2), self._device(),
+                                 self._progress, self._check_loss)
+
+    @torch.no_grad()
+    def _embed(self, X: Tensor) -> Tensor:
+        return self._embed_in_batches(self.autoencoder_.encode, X)
+
+
+def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
+                         hidden: Sequence[int] = (500, 500, 2000), epochs: int = 50,
+                         batch_size: int = 256, lr: float = 1e-3, random_state: int | None = 0,
+                         device: str | None = None, verbose: bool = False) -> Autoencoder:
+    """Build and pretrain an :class:`Autoencoder` on ``X`` (squared error, Adam), reproducible
+    with ``random_state``; pass the result as ``autoencoder=`` to several clusterers. A
+    clusterer given the same settings and no autoencoder pretrains the identical network."""
+    holder = AutoencoderClusterer(latent_dim=latent_dim, arch=arch, hidden=hidden,
+                                  pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
+                                  random_state=random_state, device=device, verbose=verbose)
+    return holder._pretrained_autoencoder(holder._check_X(X, fitting=True))
+
+
+# -- command line: the options every autoencoder-based model shares -------------------------
+
+
+def cli_model_name(parser) -> str:
+    """The model a ``fit`` sub-parser is for (its last word: ``... fit dcn`` -> "dcn")."""
+    return parser.prog.split()[-1]
+
+
+def add_autoencoder_arguments(parser) -> None:
+    parser.add_argument("--latent-dim", type=int, default=10, help="embedding size d")
+    parser.add_argument("--arch", default="mlp", choices=("mlp", "conv", "auto"),
+                        help="autoencoder: fully connected (paper) or conv for 28x28 images")
+    parser.add_argument("--hidden", default="500,500,2000",
+                        help="hidden widths of the mlp autoencoder ('' = one linear layer)")
+    parser.add_argument("--pretrain-epochs", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """"500,500,2000" -> (500, 500, 2000); "" -> () (a single linear layer)."""
+    return tuple(int(w) for w in text.split(",") if w.strip())

@@ -1,0 +1,256 @@
+"""ACe/DeC and DCN: eq. (5) against a plain transcription, the mini-batch k-means update,
+V's orthogonality, reproducibility, checkpoints, bad input, interpretability outputs, CLI."""
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_limits
+from torch import nn
+
+from pydeepclust.cli import main as cli_main
+from pydeepclust.data import load_dataset
+from pydeepclust.metrics import cluster_report
+from pydeepclust.models import DCN, ACeDeC, AEKMeans, Autoencoder, pretrain_autoencoder
+from pydeepclust.models.acedec import (acedec_loss, minibatch_kmeans_update, random_orthogonal,
+                                       retract_orthogonal)
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tests run tiny ops, for which thread start-up and spinning (badly so on a shared,
+    loaded machine) cost far more than they save."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
+SMALL = dict(latent_dim=4, hidden=(32,), pretrain_epochs=3, epochs=2, batch_size=64,
+             n_init=2, init_steps=20, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Three separated 2-D blobs plus four N(0, 1) noise columns, 240 rows."""
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 3
+    centers = np.array([[0.0, 4.0], [3.5, -2.0], [-3.5, -2.0]])
+    X = np.hstack([centers[y] + 0.5 * rng.standard_normal((240, 2)),
+                   rng.standard_normal((240, 4))]).astype(np.float32)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(blobs):
+    return ACeDeC(3, random_state=0, **SMALL).fit(blobs[0])
+
+
+def eq5_transcription(x, z, decoder, V, b, centroids, labels, mu):
+    """eq. (5) written out term by term, sums over clusters, points and dimensions."""
+    beta_cs = 1 / (1 + torch.exp(-b))
+    beta_ss = 1 - beta_cs
+    total = torch.zeros((), dtype=z.dtype)
+    for k in range(len(centroids)):
+        for i in torch.nonzero(labels == k).flatten():
+            h, g = V.T @ z[i], V.T @ centroids[k]
+            total = total + sum(beta_cs[j] ** 2 * (h[j] - g[j]) ** 2 for j in range(len(h)))
+    for i in range(len(z)):
+        h, g = V.T @ z[i], V.T @ mu
+        total = total + sum(beta_ss[j] ** 2 * (h[j] - g[j]) ** 2 for j in range(len(h)))
+    for i in range(len(x)):
+        x_hat = decoder((V @ V.T @ z[i])[None])[0]
+        total = total + ((x[i] - x_hat) ** 2).sum()
+    return total
+
+
+@pytest.mark.parametrize("orthogonal", [True, False])
+def test_loss_is_eq5(orthogonal):
+    g = torch.Generator().manual_seed(0)
+    n, d, D, k = 13, 5, 7, 3
+    x = torch.randn(n, D, generator=g, dtype=torch.float64)
+    z = torch.randn(n, d, generator=g, dtype=torch.float64)
+    V = (random_orthogonal(d, g).double() if orthogonal
+         else torch.randn(d, d, generator=g, dtype=torch.float64)).requires_grad_(True)
+    b = torch.randn(d, generator=g, dtype=torch.float64).requires_grad_(True)
+    centroids = torch.randn(k, d, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, k, (n,), generator=g)
+    mu = z.mean(dim=0)
+    decoder = nn.Linear(d, D).double()
+    ours, parts = acedec_loss(x, z, decoder, V, b, centroids, labels, mu, reduction="sum")
+    plain = eq5_transcription(x, z, decoder, V, b, centroids, labels, mu)
+    torch.testing.assert_close(ours, plain)
+    torch.testing.assert_close(sum(parts.values()), ours)
+    grads = torch.autograd.grad(ours, (V, b))
+    plain_grads = torch.autograd.grad(plain, (V, b))
+    for a, e in zip(grads, plain_grads):
+        torch.testing.assert_close(a, e)
+    mean, _ = acedec_loss(x, z, decoder, V, b, centroids, labels, mu)
+    torch.testing.assert_close(mean, plain / n)
+    with pytest.raises(ValueError, match="reduction"):
+        acedec_loss(x, z, decoder, V, b, centroids, labels, mu, reduction="max")
+
+
+def test_minibatch_kmeans_is_sculley_and_leaves_empty_centroids():
+    g = torch.Generator().manual_seed(1)
+    centroids = torch.randn(3, 4, generator=g)
+    counts = torch.tensor([5.0, 2.0, 7.0])
+    z = torch.randn(6, 4, generator=g)
+    labels = torch.tensor([0, 2, 0, 0, 2, 0])  # cluster 1 gets no point
+    expected, expected_counts = centroids.clone(), counts.clone()
+    for point, c in zip(z, labels):  # Sculley (2010): point by point, rate 1 / count
+        expected_counts[c] += 1
+        expected[c] += (point - expected[c]) / expected_counts[c]
+    before = centroids[1].clone()
+    minibatch_kmeans_update(centroids, counts, z, labels)
+    torch.testing.assert_close(centroids, expected)
+    torch.testing.assert_close(counts, expected_counts)
+    assert torch.equal(centroids[1], before)  # exactly unchanged, not pulled towards 0
+
+
+def test_retraction_makes_v_orthogonal():
+    V = torch.randn(6, 6, generator=torch.Generator().manual_seed(2))
+    retract_orthogonal(V)
+    torch.testing.assert_close(V.T @ V, torch.eye(6), atol=1e-5, rtol=0)
+
+
+def test_fit_outputs_and_invariants(fitted, blobs):
+    X, y = blobs
+    m = fitted
+    assert m.labels_.shape == (len(X),) and set(m.labels_) <= {0, 1, 2}
+    beta = m.beta_cs_
+    assert np.all((beta > 0) & (beta < 1))
+    np.testing.assert_allclose(beta + m.beta_ss_, 1.0, rtol=0, atol=1e-7)
+    V = m.V_.detach()
+    torch.testing.assert_close(V.T @ V, torch.eye(4), atol=1e-5, rtol=0)
+    assert len(m.cluster_dims_) >= 1 and len(m.shared_dims_) >= 1
+    assert sorted([*m.cluster_dims_, *m.shared_dims_]) == list(range(4))
+    assert np.all(np.diff(beta[m.cluster_dims_]) <= 0)  # highest beta_cs first
+    np.testing.assert_array_equal(m.predict(X), m.labels_)
+    rotated = m.transform(X)
+    np.testing.assert_allclose(m.cluster_space(X), rotated[:, m.cluster_dims_])
+    np.testing.assert_allclose(m.shared_space(X), rotated[:, m.shared_dims_])
+    assert cluster_report(y, m.labels_)["nmi"] > 0.9
+
+
+def test_interpretability_outputs(fitted, blobs):
+    X = blobs[0][:20]
+    both = fitted.reconstruct(X)
+    np.testing.assert_allclose(both, fitted.autoencoder_(torch.as_tensor(X)).detach().numpy(),
+                               atol=1e-4, rtol=0)  # V V^T = I: both spaces = plain decoding
+    cluster_only, shared_only = fitted.reconstruct(X, "cluster"), fitted.reconstruct(X, "shared")
+    assert cluster_only.shape == shared_only.shape == X.shape
+    assert not np.allclose(cluster_only, shared_only)
+    with pytest.raises(ValueError, match="space"):
+        fitted.reconstruct(X, "noise")
+    grid = fitted.traversal(blobs[0], n_steps=5)
+    assert grid.shape == (3, 5, X.shape[1])
+    direction, scores = fitted.shared_pc1(blobs[0])
+    assert np.all(direction[fitted.cluster_dims_] == 0)
+    np.testing.assert_allclose(np.linalg.norm(direction), 1.0, rtol=1e-6)
+    assert scores.shape == (len(blobs[0]),)
+
+
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_same_seed_same_labels(cls, blobs):
+    X = blobs[0]
+    params = {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
+    a = cls(3, random_state=7, **params).fit(X)
+    b = cls(3, random_state=7, **params).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    torch.testing.assert_close(a.centroids_, b.centroids_, rtol=0, atol=0)
+    torch.manual_seed(123)  # the global RNG plays no part
+    c = cls(3, random_state=7, **params).fit(X)
+    np.testing.assert_array_equal(a.labels_, c.labels_)
+
+
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_save_load_identical(cls, blobs, tmp_path):
+    X = blobs[0]
+    params = {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2)
+    model = cls(3, autoencoder=ae, random_state=0, **params).fit(X)
+    model.save(tmp_path / "m.pt")
+    loaded = cls.load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+    if cls is ACeDeC:
+        np.testing.assert_array_equal(loaded.beta_cs_, model.beta_cs_)
+        np.testing.assert_array_equal(loaded.reconstruct(X, "shared"), model.reconstruct(X, "shared"))
+    with pytest.raises(ValueError, match="checkpoint"):
+        AEKMeans.load(tmp_path / "m.pt")
+
+
+def test_pretrained_autoencoder_is_reusable(blobs):
+    X = blobs[0]
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2, random_state=3)
+    before = {k: v.clone() for k, v in ae.state_dict().items()}
+    ACeDeC(3, autoencoder=ae, **{**SMALL, "epochs": 1}).fit(X)
+    DCN(3, autoencoder=ae, latent_dim=4, hidden=(32,), epochs=1).fit(X)
+    for k, v in ae.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the clusterers trained copies
+    # Pretraining inside a clusterer with the same settings gives the same network.
+    own = AEKMeans(3, latent_dim=4, hidden=(32,), pretrain_epochs=2, random_state=3).fit(X)
+    for k, v in own.autoencoder_.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_dcn_lambda_changes_the_result(blobs):
+    X = blobs[0]
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2)
+    low = DCN(3, lam=0.1, autoencoder=ae, latent_dim=4, epochs=2).fit(X)
+    high = DCN(3, lam=10.0, autoencoder=ae, latent_dim=4, epochs=2).fit(X)
+    assert not torch.equal(low.centroids_, high.centroids_)
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (dict(n_clusters=0), ValueError, "n_clusters"),
+    (dict(epochs=-1), ValueError, "epochs"),
+    (dict(clustering_lr=0.0), ValueError, "clustering_lr"),
+    (dict(n_init=0), ValueError, "n_init"),
+    (dict(latent_dim=1), ValueError, "latent_dim"),
+    (dict(autoencoder=nn.Linear(2, 2)), TypeError, "autoencoder"),
+    (dict(autoencoder=Autoencoder((5,), 4, hidden=(8,))), ValueError, "autoencoder"),
+])
+def test_bad_parameters(params, error, match, blobs):
+    with pytest.raises(error, match=match):
+        ACeDeC(**{**dict(n_clusters=3, latent_dim=4, hidden=(8,), pretrain_epochs=0, epochs=0),
+                  **params}).fit(blobs[0])
+
+
+def test_bad_input(fitted, blobs):
+    X = blobs[0].copy()
+    X[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ACeDeC(3, **SMALL).fit(X)
+    with pytest.raises(TypeError, match="X"):
+        ACeDeC(3, **SMALL).fit("not data")
+    with pytest.raises(ValueError, match="fewer than n_clusters"):
+        ACeDeC(3, **SMALL).fit(blobs[0][:2])
+    with pytest.raises(ValueError, match="shape"):
+        fitted.predict(blobs[0][:, :3])
+    with pytest.raises(ValueError, match="lam"):
+        DCN(3, lam=-1.0, pretrain_epochs=0, epochs=0, latent_dim=2, hidden=(4,)).fit(blobs[0])
+
+
+def test_non_finite_loss_is_reported(blobs):
+    X = blobs[0] * 1e30  # squares overflow float32
+    with pytest.raises(FloatingPointError, match="loss"):
+        ACeDeC(3, **SMALL).fit(X)
+
+
+@pytest.mark.parametrize("model", ["acedec", "dcn", "ae-kmeans", "kmeans", "subkmeans"])
+def test_cli_fit(model, tmp_path, capsys):
+    extra = {"acedec": ["--epochs", "1"], "dcn": ["--epochs", "1", "--lam", "0.1"],
+             "ae-kmeans": []}.get(model)
+    if extra is not None:
+        extra += ["--hidden", "16", "--latent-dim", "3", "--pretrain-epochs", "1"]
+    out = tmp_path / model
+    assert cli_main(["fit", model, "--data", "digits012", "--quiet", "--out", str(out), *(extra or [])]) == 0
+    assert (out / "metrics.json").exists() and (out / "model.pt").exists()
+    if model == "acedec":
+        for name in ("cluster_dim_vs_shared_pc1", "reconstructions", "shared_pc1_traversal"):
+            assert (out / f"{name}.png").stat().st_size > 0
+    assert "NMI" in capsys.readouterr().out
