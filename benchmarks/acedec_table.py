@@ -61,6 +61,7 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
                    "settings": {k_: v for k_, v in cfg.items()}}
             if method == "acedec":
                 row["n_cluster_dims"] = len(est.cluster_dims_)
+                row["init"] = est.init
             print(json.dumps(row), flush=True)
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")

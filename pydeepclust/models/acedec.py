@@ -234,7 +234,8 @@ class ACeDeC(_CentroidDeepClusterer):
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, epochs: int = 50, batch_size: int = 256,
                  lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
-                 init_steps: int = 200, init_lr: float = 1e-2, random_state: int | None = 0, device: str | None = None,
+                 init_steps: int = 200, init_lr: float = 1e-2, init: str = "subkmeans",
+                 random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose)
@@ -243,6 +244,7 @@ class ACeDeC(_CentroidDeepClusterer):
         self.n_init = n_init
         self.init_steps = init_steps
         self.init_lr = init_lr
+        self.init = init
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -252,6 +254,8 @@ class ACeDeC(_CentroidDeepClusterer):
                 raise ValueError(f"ACeDeC: {param} must be an integer >= {minimum}, got {value!r}")
         if not isinstance(self.init_lr, (int, float)) or not self.init_lr > 0:
             raise ValueError(f"ACeDeC: init_lr must be a positive number, got {self.init_lr!r}")
+        if self.init not in ("subkmeans", "random"):
+            raise ValueError(f"ACeDeC: init must be 'subkmeans' or 'random', got {self.init!r}")
         if self.latent_dim < 2:
             raise ValueError(f"ACeDeC: latent_dim must be >= 2 (a cluster and a shared space), "
                              f"got {self.latent_dim!r}")
@@ -259,6 +263,52 @@ class ACeDeC(_CentroidDeepClusterer):
     # -- training ---------------------------------------------------------------------------
 
     def _init_clustering(self, Z: Tensor) -> None:
+        if self.init == "subkmeans":
+            self._init_from_subkmeans(Z)
+        else:
+            self._init_random(Z)
+
+    def _init_from_subkmeans(self, Z: Tensor) -> None:
+        """The authors' library's start (NrKmeans with one clustered and one noise space):
+        Sub-K-Means on the embedding (``n_init`` starts) gives V, the split (its clustered
+        space: b = +1, the rest: b = -1) and the clusters; then V and b are trained with the
+        network, centroids and assignments fixed, as in §2.2."""
+        from pydeepclust.models.subkmeans import SubKMeans
+
+        device = Z.device
+        skm = SubKMeans(self.n_clusters, n_init=self.n_init,
+                        random_state=self._int_seed(offset=5)).fit(Z.cpu().numpy())
+        V = skm.V_.to(device).clone()
+        retract_orthogonal(V)
+        V.requires_grad_(True)
+        b = -torch.ones(Z.shape[1])
+        b[: skm.n_cluster_dims_] = 1.0
+        b = b.to(device).requires_grad_(True)
+        labels = torch.as_tensor(skm.labels_, device=device).long()
+        centroids, counts = self._cluster_means(Z, labels)
+        self._train_space_parameters(Z, labels, V, b, centroids)
+        self.V_, self.b_, self.centroids_, self.centroid_counts_ = V, b, centroids, counts
+        self.shared_center_ = Z.mean(dim=0)
+        self.shared_count_ = torch.tensor(float(len(Z)), device=device)
+
+    def _train_space_parameters(self, Z, labels, V, b, centroids) -> Tensor:
+        """``init_steps`` full-batch Adam steps on V and b (the rest fixed); the final loss."""
+        # The reconstruction term is left out here: with V orthogonal, V V^T = I, so it
+        # depends neither on V (its gradient is normal to the orthogonal group, which the
+        # retraction removes) nor on b.
+        optimizer = torch.optim.Adam([V, b], lr=self.init_lr)
+        for _ in range(self.init_steps):
+            loss, parts = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+            self._check_loss(loss, 0, parts)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            retract_orthogonal(V)
+        with torch.no_grad():
+            loss, _ = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+        return loss
+
+    def _init_random(self, Z: Tensor) -> None:
         """§2.2, ``n_init`` times, keeping the start of the lowest cluster + shared loss: random
         orthogonal V, random split, k-means in the cluster space, then V and b trained with the
         network, centroids and assignments fixed."""
@@ -276,19 +326,7 @@ class ACeDeC(_CentroidDeepClusterer):
             labels = torch.as_tensor(self._kmeans(cluster_coords, offset=100 + start),
                                      device=device)
             centroids, counts = self._cluster_means(Z, labels)
-            # The reconstruction term is left out here: with V orthogonal, V V^T = I, so it
-            # depends neither on V (its gradient is normal to the orthogonal group, which the
-            # retraction removes) nor on b.
-            optimizer = torch.optim.Adam([V, b], lr=self.init_lr)
-            for _ in range(self.init_steps):
-                loss, parts = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
-                self._check_loss(loss, 0, parts)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                retract_orthogonal(V)
-            with torch.no_grad():
-                loss, _ = self._space_terms(Z, labels, V, b, centroids, Z.mean(dim=0))
+            loss = self._train_space_parameters(Z, labels, V, b, centroids)
             if best is None or float(loss) < best[0]:
                 best = (float(loss), V, b, centroids, counts)
         _, self.V_, self.b_, self.centroids_, self.centroid_counts_ = best
