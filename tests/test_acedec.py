@@ -211,6 +211,7 @@ def test_dcn_lambda_changes_the_result(blobs):
     (dict(clustering_lr=0.0), ValueError, "clustering_lr"),
     (dict(n_init=0), ValueError, "n_init"),
     (dict(latent_dim=1), ValueError, "latent_dim"),
+    (dict(init="kmeans"), ValueError, "init"),
     (dict(autoencoder=nn.Linear(2, 2)), TypeError, "autoencoder"),
     (dict(autoencoder=Autoencoder((5,), 4, hidden=(8,))), ValueError, "autoencoder"),
 ])
@@ -254,3 +255,26 @@ def test_cli_fit(model, tmp_path, capsys):
         for name in ("cluster_dim_vs_shared_pc1", "reconstructions", "shared_pc1_traversal"):
             assert (out / f"{name}.png").stat().st_size > 0
     assert "NMI" in capsys.readouterr().out
+
+
+def test_linear_autoencoder_starts_as_an_isometry():
+    """hidden=() (SYNTH-25's linear AE): orthogonal encoder, its transpose as decoder, so the
+    embedding keeps the data's distances and the start reconstructs perfectly."""
+    torch.manual_seed(0)
+    ae = Autoencoder((6,), 6, hidden=())
+    x = torch.randn(50, 6)
+    z = ae.encode(x)
+    def distances(a):
+        return (a[:, None] - a[None]).pow(2).sum(-1).sqrt()
+    assert torch.allclose(distances(z), distances(x), atol=1e-4)
+    assert torch.allclose(ae(x), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("init", ["subkmeans", "random"])
+def test_both_starts_cluster_the_blobs(init, blobs):
+    X, y = blobs
+    model = ACeDeC(3, random_state=0, init=init, **SMALL).fit(X)
+    assert cluster_report(y, model.labels_)["nmi"] > 0.9
+    V = model.V_.detach()
+    assert torch.allclose(V.T @ V, torch.eye(len(V)), atol=1e-5)
+
