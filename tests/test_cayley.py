@@ -6,9 +6,8 @@ import torch
 import pydeepclust.ops as ops
 from pydeepclust.ops import reference
 from pydeepclust.ops.cayley import cayley_retraction_vjp
-from tests.conftest import tolerances
+from tests.conftest import needs_extension, tolerances
 
-needs_extension = pytest.mark.skipif(not ops.extension_available(), reason="extension not built")
 
 # Shapes on both CPU paths: fused per matrix (n p <= 1024) and BLAS (larger).
 SHAPES = [(1, 1), (5, 3), (6, 6), (64, 8), (256, 10), (300, 40), (3, 64, 8), (4, 20, 20),

@@ -7,9 +7,8 @@ import torch
 
 import pydeepclust.ops as ops
 from pydeepclust.ops import reference
-from tests.conftest import tolerances
+from tests.conftest import needs_extension, tolerances
 
-needs_extension = pytest.mark.skipif(not ops.extension_available(), reason="extension not built")
 
 
 def data(shape, dtype, device, seed=0):
