@@ -145,3 +145,28 @@ def test_non_finite_loss_is_a_clear_error():
     with pytest.raises(FloatingPointError, match="became non-finite|loss became"):
         GenKSC(n_clusters=2, n_components=2, feature_dim=8, hidden=(8,), epochs=1,
                batch_size=32, device="cpu", verbose=False, random_state=0).fit(X)
+
+
+def test_conv_architecture_on_28x28_images():
+    """(n, 28, 28) samples through the conv pair: the reconstruction compares per image."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(48, 28, 28, generator=g)
+    model = GenKSC(n_clusters=3, n_components=4, feature_dim=32, arch="conv", epochs=1,
+                   warmup_epochs=0, batch_size=16, random_state=0, device="cpu",
+                   verbose=False).fit(X)
+    x = X[:16]
+    model.decoder_.eval()
+    with torch.no_grad():
+        rec = model.losses(x)["rec"]
+        phi = model.encoder_(x)
+        scores = (phi - weighted_center_of(phi, model)) @ model.U_
+        manual = ((x - model.decoder_(scores @ model.U_.T)[:, 0]) ** 2).sum((1, 2)).mean()
+    assert rec <= 28 * 28
+    torch.testing.assert_close(rec, manual, rtol=1e-5, atol=1e-5)
+    assert model.generate(torch.zeros(2, 4)).shape == (2, 28, 28)
+    assert model.predict(X).shape == (48,)
+
+
+def weighted_center_of(phi, model):
+    degrees, floor = model._degrees(phi)
+    return ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor)

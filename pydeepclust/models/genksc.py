@@ -158,7 +158,8 @@ class GenKSC(DeepClusterer):
         phi_c = phi - ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor)
         scores = phi_c @ self.U_
         ksc = (-0.5 * (w * scores.pow(2).sum(1)).sum() + 0.5 * phi_c.pow(2).sum()) / n
-        recon = self.decoder_(scores @ self.U_.T)
+        # conv decoders return (n, C, H, W) also for (n, H, W) samples: compare like with like
+        recon = self.decoder_(scores @ self.U_.T).reshape(x.shape)
         rec = (x - recon).pow(2).reshape(n, -1).sum(1).mean()
         parts = {"ksc": ksc, "rec": rec}
         if with_cluster:
@@ -284,7 +285,7 @@ class GenKSC(DeepClusterer):
             scores = torch.nn.functional.pad(scores, (0, s - scores.shape[1]))
         self.decoder_.eval()
         with torch.no_grad():
-            return self.decoder_(scores @ self.U_.T).cpu()
+            return self.decoder_(scores @ self.U_.T).reshape(-1, *self.sample_shape_).cpu()
 
     def traversal_scores(self, X, steps: int = 8, extrapolate: float = 1.5) -> Tensor:
         """Score vectors along each cluster direction, shape (k, steps, s).
