@@ -69,9 +69,7 @@ MODELS = {
 def model_input(dataset, arch: str = "auto") -> np.ndarray:
     """X as the model should see it: (n, H, W) images for image sets (so conv nets can
     be chosen), (n, d) otherwise."""
-    if dataset.image_shape is not None:
-        return dataset.X.reshape(len(dataset), *dataset.image_shape)
-    return dataset.X
+    return dataset.images() if dataset.image_shape is not None else dataset.X
 
 
 def cmd_fit(args) -> int:
