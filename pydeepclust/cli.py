@@ -63,6 +63,7 @@ MODELS = {
     "ae-kmeans": "pydeepclust.models.baselines",
     "kmeans": "pydeepclust.models.baselines",
     "subkmeans": "pydeepclust.models.subkmeans",
+    "rsm": "pydeepclust.models.rsm",
 }
 
 

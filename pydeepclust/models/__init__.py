@@ -5,7 +5,8 @@ from pydeepclust.models.autoencoder import Autoencoder, pretrain_autoencoder
 from pydeepclust.models.base import DeepClusterer
 from pydeepclust.models.baselines import AEKMeans, KMeansBaseline
 from pydeepclust.models.genksc import GenKSC
+from pydeepclust.models.rsm import RSM
 from pydeepclust.models.subkmeans import SubKMeans
 
 __all__ = ["ACeDeC", "AEKMeans", "Autoencoder", "DCN", "DeepClusterer", "GenKSC",
-           "KMeansBaseline", "SubKMeans", "pretrain_autoencoder"]
+           "KMeansBaseline", "RSM", "SubKMeans", "pretrain_autoencoder"]

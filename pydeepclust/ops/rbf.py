@@ -33,6 +33,7 @@ def sample_bandwidths(
     distribution: str = "uniform",
     generator: torch.Generator | None = None,
     max_points: int = 2048,
+    n_neighbors: int = 7,
 ) -> Tensor:
     """One random RBF bandwidth per batch element: ``sigma_b = f_b * scale_b``.
 
@@ -41,11 +42,16 @@ def sample_bandwidths(
         low, high: range of the factor ``f``, ``0 < low <= high``.
         scale: ``"median"``: each batch element's median pairwise distance (estimated on
             at most ``max_points`` rows drawn without replacement, so the cost stays
-            O(max_points^2) for big batches); or a positive number (an absolute scale).
+            O(max_points^2) for big batches); ``"knn"``: the median distance from a row to
+            its ``n_neighbors``-th nearest neighbour in the batch (at most ``max_points``
+            query rows against all n, in chunks: O(256 n) memory) -- the local scale of
+            SpectralNet, which keeps the graph of nested or elongated clusters (two
+            circles) from bridging them; or a positive number (an absolute scale).
         distribution: ``"uniform"`` on [low, high] or ``"log-uniform"`` (uniform in log).
         generator: a seeded ``torch.Generator`` for reproducible draws (draws happen on its
             device; the default generator when ``None``).
         max_points: subsample size for the median (>= 2).
+        n_neighbors: which neighbour sets the ``"knn"`` scale (1 <= n_neighbors < n).
 
     Returns:
         sigma, shape () for an unbatched X, (B,) otherwise, in X's dtype and device.
@@ -68,13 +74,18 @@ def sample_bandwidths(
     else:
         factor = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
     if isinstance(scale, str):
-        if scale != "median":
-            raise ValueError(f"{fn}: scale must be 'median' or a positive number, got {scale!r}")
-        base = _median_distances(Xb, max_points, generator, fn)
+        if scale == "median":
+            base = _median_distances(Xb, max_points, generator, fn)
+        elif scale == "knn":
+            base = _knn_distances(Xb, n_neighbors, max_points, generator, fn)
+        else:
+            raise ValueError(f"{fn}: scale must be 'median', 'knn' or a positive number, got "
+                             f"{scale!r}")
     elif isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf:
         base = torch.full_like(factor, float(scale))
     else:
-        raise ValueError(f"{fn}: scale must be 'median' or a positive number, got {scale!r}")
+        raise ValueError(f"{fn}: scale must be 'median', 'knn' or a positive number, got "
+                         f"{scale!r}")
     sigma = (factor.cpu() * base.cpu()).to(dtype=X.dtype, device=X.device)
     return sigma if batched else sigma.squeeze(0)
 
@@ -92,12 +103,37 @@ def _median_distances(Xb: Tensor, max_points: int, generator, fn: str) -> Tensor
         rows = torch.randperm(n, generator=generator, device=draw_device)[:m].to(Xb.device)
         sub = Xb[b, rows].double()
         out[b] = torch.cdist(sub, sub)[upper[0], upper[1]].median()
+    return _checked_scale(out, fn)
+
+
+def _checked_scale(out: Tensor, fn: str) -> Tensor:
     if not bool((out > 0).all() and torch.isfinite(out).all()):
         raise ValueError(
-            f"{fn}: the median pairwise distance of X is {out.tolist()} (all rows equal, or "
+            f"{fn}: the data scale of X is {out.tolist()} (equal rows, or "
             "NaN/inf): pass an absolute scale=<float> instead"
         )
     return out
+
+
+def _knn_distances(Xb: Tensor, n_neighbors, max_points: int, generator, fn: str) -> Tensor:
+    """Median distance to the ``n_neighbors``-th nearest other row, per batch element."""
+    B, n, _ = Xb.shape
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 1 <= n_neighbors < n:
+        raise ValueError(f"{fn}: scale='knn' needs an integer 1 <= n_neighbors < n = {n}, got "
+                         f"n_neighbors={n_neighbors!r}")
+    m = min(n, max_points)
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    out = torch.empty(B, dtype=torch.float64)
+    for b in range(B):
+        rows = torch.randperm(n, generator=generator, device=draw_device)[:m].to(Xb.device)
+        Xd = Xb[b].double()
+        kth = []
+        for chunk in rows.split(256):
+            dist = torch.cdist(Xd[chunk], Xd)
+            dist[torch.arange(len(chunk), device=Xb.device), chunk] = math.inf  # not itself
+            kth.append(dist.kthvalue(n_neighbors, dim=1).values)
+        out[b] = torch.cat(kth).median()
+    return _checked_scale(out, fn)
 
 
 def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True) -> Tensor:
