@@ -39,3 +39,10 @@ def run_case(benchmark, group, device, fn, rounds=None):
     if rounds is None:
         return benchmark(timed)
     return benchmark.pedantic(timed, rounds=rounds, iterations=1)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """Record torch and the GPU beside pytest-benchmark's CPU description."""
+    machine_info["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        machine_info["gpu"] = torch.cuda.get_device_name()

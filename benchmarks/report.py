@@ -28,7 +28,9 @@ def table(path: str) -> str:
     machine = data.get("machine_info", {})
     lines.append("")
     lines.append(f"Measured {data.get('datetime', '')[:10]} on {machine.get('cpu', {}).get('brand_raw', '?')}"
-                 f" ({machine.get('cpu', {}).get('count', '?')} logical CPUs), torch threads as default.")
+                 f" ({machine.get('cpu', {}).get('count', '?')} logical CPUs)"
+                 + (f", GPU {machine['gpu']}" if "gpu" in machine else "")
+                 + f", torch {machine.get('torch', '?')}, torch threads as default.")
     return "\n".join(lines)
 
 

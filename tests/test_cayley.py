@@ -39,7 +39,7 @@ def test_matches_reference(shape, dtype, device):
     rtol, atol = tolerances(dtype)
     for tau in taus:
         Y = ops.cayley_retraction(X, G, tau)
-        assert Y.shape == X.shape and Y.dtype == dtype and Y.device == device
+        assert Y.shape == X.shape and Y.dtype == dtype and Y.device == X.device
         if X.numel():
             torch.testing.assert_close(Y, reference.cayley_retraction(X, G, tau), rtol=rtol * 10,
                                        atol=atol * 10)

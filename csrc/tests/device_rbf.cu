@@ -14,7 +14,7 @@ namespace rb = pydeepclust::rbf;
 
 constexpr int kN = 40, kD = 6, kK = 3;
 
-// One thread per row, as in csrc/cuda/rbf.cu: out[i] = (cut term, degree, grad_x[0..d)).
+// One thread per row, pair by pair (the direct form of the tiled kernels): out[i] = (cut term, degree, grad_x[0..d)).
 __host__ __device__ void row_values(const double* x, const double* z, double c, int i,
                                     double* out) {
   double degree = 0, sz[kK] = {0, 0, 0}, wsum = 0, wx[kD] = {0, 0, 0, 0, 0, 0};

@@ -1,7 +1,7 @@
 // RBF affinities and the streaming ratio cut of RSM (DESIGN §3c).
 //
-// Torch-free, header-only: the CPU kernels (on BLAS tiles), the CUDA kernels
-// (one thread per row) and the C++ unit tests call these functions.
+// Torch-free, header-only: the CPU and CUDA kernels (elementwise over BLAS /
+// cuBLAS Gram tiles) and the C++ unit tests call these functions.
 //
 // Notation, per batch element: S_ij = exp(-c ||x_i - x_j||^2), c = 1 / (2 sigma^2);
 // degrees d_i = sum_j S_ij; (SZ)_i = sum_j S_ij z_j; r_ij = ||z_i - z_j||^2.

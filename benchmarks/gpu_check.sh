@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# One session on a GPU machine, in the repository root, with a CUDA build of torch
+# already installed there (no venv, nothing downloaded):
+#   1. build the extension for this GPU,
+#   2. run every CUDA-parametrised test case,
+#   3. the op benchmarks on cuda (extension vs reference) and peak GPU memory of
+#      the streaming vs dense RBF ratio cut,
+#   4. RSM on Fashion-MNIST at batch 16,384 on the GPU.
+# Results go to OUTDIR.  Usage: bash benchmarks/gpu_check.sh OUTDIR [STAGE...]
+# with stages among build tests bench memory rsm (default: all, in that order).
+# Fashion-MNIST is read from $PYDEEPCLUST_FASHION_MNIST when set.
+set -uo pipefail
+OUT_DIR=${1:?usage: gpu_check.sh OUTDIR [build|tests|bench|memory|rsm ...]}
+shift
+STAGES=${*:-build tests bench memory rsm}
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+stage() { [[ " $STAGES " == *" $1 "* ]]; }
+{ nvidia-smi -L; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } \
+  | tee "$OUT_DIR/gpu.txt"
+
+if stage build; then
+  echo "== build"
+  MAX_JOBS=${MAX_JOBS:-$(nproc)} timeout 300 $PY setup.py -q build_ext --inplace >"$OUT_DIR/build.log" 2>&1 \
+    || { tail -40 "$OUT_DIR/build.log"; exit 1; }
+fi
+$PY -m pydeepclust info | tee -a "$OUT_DIR/gpu.txt"
+
+if stage tests; then
+  echo "== CUDA test cases"
+  timeout 200 $PY -m pytest tests -q -k cuda -p no:cacheprovider -rs >"$OUT_DIR/tests.log" 2>&1
+  tail -15 "$OUT_DIR/tests.log"
+fi
+
+if stage bench; then
+  echo "== op benchmarks on cuda"
+  timeout 150 $PY -m pytest benchmarks/bench_simplex.py benchmarks/bench_rbf.py benchmarks/bench_degree.py \
+  benchmarks/bench_cayley.py -k cuda --benchmark-only -q -p no:cacheprovider \
+  --benchmark-max-time=0.2 --benchmark-min-rounds=5 --benchmark-json="$OUT_DIR/bench_cuda.json" \
+  >"$OUT_DIR/bench.log" 2>&1
+  $PY benchmarks/report.py "$OUT_DIR/bench_cuda.json" | tee "$OUT_DIR/bench_cuda.md"
+fi
+
+if stage memory; then
+echo "== peak GPU memory of the RBF ratio cut (loss + dZ), n = 65,536 and 16,384, d = 784, k = 10"
+timeout 60 $PY - <<'PY' 2>&1 | tee "$OUT_DIR/memory_cuda.md"
+import torch
+import pydeepclust.ops as ops
+
+def peak_mib(impl, n, d=784, k=10):
+    X = torch.rand(n, d, device="cuda")
+    Z = torch.randn(n, k, device="cuda", requires_grad=True)
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    with ops.use_backend(impl):
+        ops.rbf_ratio_cut(X, Z, 4.0).backward()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+print("\n| impl | n | extra peak GPU memory (MiB) |\n|---|---|---|")
+for impl, n in [("extension", 65536), ("extension", 16384), ("reference", 16384), ("reference", 65536)]:
+    try:
+        print(f"| {impl} | {n} | {peak_mib(impl, n):.1f} |")
+    except torch.OutOfMemoryError:
+        print(f"| {impl} | {n} | out of memory |")
+    torch.cuda.empty_cache()
+PY
+fi
+
+if stage rsm; then
+echo "== RSM on Fashion-MNIST, batch 16384, on the GPU"
+timeout 150 $PY -m pydeepclust fit rsm --data fashion-mnist --test --hidden 512,512,256 \
+  --batch-size 16384 --epochs 40 --device cuda --no-pictures --seed 0 --quiet \
+  --out "$OUT_DIR/rsm" >"$OUT_DIR/rsm.log" 2>&1
+tail -5 "$OUT_DIR/rsm.log"
+mv "$OUT_DIR/rsm/metrics.json" "$OUT_DIR/rsm_metrics.json" 2>/dev/null; rm -rf "$OUT_DIR/rsm"
+fi
