@@ -64,6 +64,8 @@ MODELS = {
     "kmeans": "pydeepclust.models.baselines",
     "subkmeans": "pydeepclust.models.subkmeans",
     "rsm": "pydeepclust.models.rsm",
+    "ksc": "pydeepclust.models.ksc",
+    "spectral": "pydeepclust.models.baselines",
 }
 
 

@@ -104,3 +104,38 @@ def test_bad_parameters(make, match, subspace_blobs):
 def test_subkmeans_needs_two_features():
     with pytest.raises(ValueError, match="2 features"):
         SubKMeans(2).fit(np.arange(10, dtype=np.float32)[:, None])
+
+
+def test_spectral_baseline_is_scikit_learn_and_solves_two_circles():
+    from sklearn.cluster import SpectralClustering
+
+    from pydeepclust.data import load_dataset
+    from pydeepclust.models import SpectralBaseline
+
+    ds = load_dataset("circles", n_samples=600)
+    m = SpectralBaseline(2, random_state=1).fit(ds.X)
+    assert cluster_report(ds.y, m.labels_)["nmi"] == pytest.approx(1.0)
+    expected = SpectralClustering(2, affinity="nearest_neighbors", random_state=m._int_seed(),
+                                  n_init=10).fit_predict(ds.X.astype(np.float64))
+    np.testing.assert_array_equal(m.labels_, expected)
+    # predict: the label of the nearest training point
+    np.testing.assert_array_equal(m.predict(ds.X), m.labels_)
+    shifted = ds.X + np.float32(1e-3)
+    np.testing.assert_array_equal(m.predict(shifted), m.labels_)
+    with pytest.raises(NotImplementedError, match="predict"):
+        m.transform(ds.X)
+
+
+def test_spectral_baseline_save_load_and_bad_input(subspace_blobs, tmp_path):
+    from pydeepclust.models import SpectralBaseline
+
+    X = subspace_blobs[0]
+    m = SpectralBaseline(3, affinity="rbf", gamma=0.05).fit(X)
+    m.save(tmp_path / "s.pt")
+    np.testing.assert_array_equal(SpectralBaseline.load(tmp_path / "s.pt").predict(X), m.labels_)
+    with pytest.raises(ValueError, match="max_dense_samples"):
+        SpectralBaseline(3, affinity="rbf", max_dense_samples=100).fit(X)
+    with pytest.raises(ValueError, match="affinity"):
+        SpectralBaseline(3, affinity="cosine").fit(X)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        SpectralBaseline(3, n_neighbors=len(X)).fit(X)

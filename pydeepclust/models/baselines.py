@@ -1,5 +1,6 @@
-"""Baselines of the ACe/DeC paper's Table 1 behind the estimator interface: k-means on the
-raw data and k-means on a pretrained autoencoder's embedding (AE + k-means)."""
+"""Baselines behind the estimator interface: k-means on the raw data and on a pretrained
+autoencoder's embedding (AE + k-means), the ACe/DeC paper's Table 1 rows; spectral clustering
+(scikit-learn), the reference RSM and KSC are compared with."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, SpectralClustering
 from torch import Tensor
 
 from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
@@ -15,11 +16,16 @@ from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
                                             parse_hidden)
 from pydeepclust.models.base import DeepClusterer
 
-__all__ = ["AEKMeans", "KMeansBaseline"]
+__all__ = ["AEKMeans", "KMeansBaseline", "SpectralBaseline"]
+
+AFFINITIES = ("nearest_neighbors", "rbf")
 
 
-def _nearest(points: Tensor, centroids: Tensor) -> Tensor:
-    return torch.cdist(points, centroids.to(points.dtype)).argmin(dim=1)
+def _nearest(points: Tensor, centroids: Tensor, block: int = 1024) -> Tensor:
+    """Index of the nearest centroid of each point, ``block`` points at a time."""
+    centroids = centroids.to(points.dtype)
+    return torch.cat([torch.cdist(points[i:i + block], centroids).argmin(dim=1)
+                      for i in range(0, len(points), block)])
 
 
 class KMeansBaseline(DeepClusterer):
@@ -93,18 +99,97 @@ class AEKMeans(AutoencoderClusterer):
         return {"centroids_": self.centroids_}
 
 
-# -- command line (ae-kmeans and kmeans) ----------------------------------------------------
+class SpectralBaseline(DeepClusterer):
+    """scikit-learn's spectral clustering on the flattened raw data.
+
+    ``affinity="nearest_neighbors"`` (default): the symmetrised kNN graph with ``n_neighbors``
+    neighbours, sparse, so tens of thousands of points fit; ``"rbf"``: the dense n x n kernel
+    exp(-gamma ||x_i - x_j||^2), refused above ``max_dense_samples`` points (n^2 float64 values:
+    20,000 points are 3.2 GB). ``assign_labels``: scikit-learn's "kmeans", "discretize" or
+    "cluster_qr". Spectral clustering has no map for new points: ``predict`` gives each new point
+    the label of its nearest training point (the training points are kept for that, and saved
+    with the model), and ``transform`` is not available.
+    """
+
+    def __init__(self, n_clusters: int = 10, affinity: str = "nearest_neighbors",
+                 n_neighbors: int = 10, gamma: float = 1.0, assign_labels: str = "kmeans",
+                 n_init: int = 10, max_dense_samples: int = 20_000,
+                 random_state: int | None = 0):
+        self.n_clusters = n_clusters
+        self.affinity = affinity
+        self.n_neighbors = n_neighbors
+        self.gamma = gamma
+        self.assign_labels = assign_labels
+        self.n_init = n_init
+        self.max_dense_samples = max_dense_samples
+        self.random_state = random_state
+
+    def _fit(self, X: Tensor) -> None:
+        name = type(self).__name__
+        if self.affinity not in AFFINITIES:
+            raise ValueError(f"{name}: affinity must be one of {AFFINITIES}, got {self.affinity!r}")
+        flat = X.reshape(len(X), -1)
+        if self.affinity == "rbf" and len(flat) > self.max_dense_samples:
+            raise ValueError(
+                f"{name}: affinity='rbf' builds a dense {len(flat)} x {len(flat)} matrix "
+                f"({len(flat) ** 2 * 8 / 2**30:.1f} GiB), more than max_dense_samples="
+                f"{self.max_dense_samples} allows; use affinity='nearest_neighbors' or a subsample"
+            )
+        if self.affinity == "nearest_neighbors" and not 1 <= self.n_neighbors < len(flat):
+            raise ValueError(f"{name}: n_neighbors must be in [1, {len(flat) - 1}] for "
+                             f"{len(flat)} samples, got {self.n_neighbors}")
+        model = SpectralClustering(self.n_clusters, affinity=self.affinity,
+                                   n_neighbors=self.n_neighbors, gamma=self.gamma,
+                                   assign_labels=self.assign_labels, n_init=self.n_init,
+                                   random_state=self._int_seed())
+        self.labels_ = model.fit_predict(flat.double().numpy())
+        self.X_train_ = flat
+        self.train_labels_ = torch.as_tensor(self.labels_)
+
+    def _build(self, sample_shape) -> None:
+        pass
+
+    def _device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def _predict(self, X: Tensor) -> Tensor:
+        return self.train_labels_[_nearest(X.reshape(len(X), -1), self.X_train_)]
+
+    def _transform(self, X: Tensor) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__}: spectral clustering has no embedding of new points; "
+            "use predict (nearest training point)"
+        )
+
+    def _fitted_tensors(self) -> dict[str, Tensor]:
+        return {"X_train_": self.X_train_, "train_labels_": self.train_labels_}
+
+
+# -- command line (ae-kmeans, kmeans and spectral) -------------------------------------------
 
 
 def add_cli_arguments(parser) -> None:
+    model = cli_model_name(parser)
+    if model == "spectral":
+        parser.add_argument("--affinity", default="nearest_neighbors", choices=AFFINITIES)
+        parser.add_argument("--n-neighbors", type=int, default=10,
+                            help="neighbours of the kNN graph (affinity nearest_neighbors)")
+        parser.add_argument("--gamma", type=float, default=1.0,
+                            help="exp(-gamma |x - y|^2) (affinity rbf)")
+        parser.add_argument("--assign-labels", default="kmeans",
+                            choices=("kmeans", "discretize", "cluster_qr"))
     parser.add_argument("--n-init", type=int, default=None,
-                        help="k-means starts (default: 10 for ae-kmeans, 1 for kmeans)")
-    if cli_model_name(parser) == "ae-kmeans":
+                        help="k-means starts (default: 10 for ae-kmeans and spectral, 1 for kmeans)")
+    if model == "ae-kmeans":
         add_autoencoder_arguments(parser)
 
 
 def from_cli(args, dataset):
     k = args.k or dataset.n_classes
+    if args.model == "spectral":
+        return SpectralBaseline(k, affinity=args.affinity, n_neighbors=args.n_neighbors,
+                                gamma=args.gamma, assign_labels=args.assign_labels,
+                                n_init=args.n_init or 10, random_state=args.seed)
     if args.model == "kmeans":
         return KMeansBaseline(k, n_init=args.n_init or "auto", random_state=args.seed)
     return AEKMeans(k, latent_dim=args.latent_dim, arch=args.arch, hidden=parse_hidden(args.hidden),
