@@ -1,4 +1,4 @@
-"""Classic KSC (Alzate & Suykens 2010): the eigenproblem, the out-of-sample extension, the BLF."""
+"""Classic KSC (Alzate & Suykens 2010): the eigenproblem, the out-of-sample extension, the bandwidth search."""
 
 import numpy as np
 import pytest
@@ -60,8 +60,16 @@ def test_blf_picks_a_bandwidth_that_separates_two_circles():
     ds = load_dataset("circles", n_samples=1000)
     m = KSC(2, n_train=500, random_state=0).fit(ds.X)
     assert cluster_report(ds.y, m.labels_)["nmi"] > 0.99
-    assert max(m.blf_, key=m.blf_.get) * m._median_distance(m.X_train_) == pytest.approx(
-        float(m.sigma_))
+    best = max(m.selection_scores_, key=m.selection_scores_.get)
+    assert best * m._median_distance(m.X_train_) == pytest.approx(float(m.sigma_))
+
+
+@pytest.mark.parametrize("criterion", ["ams", "blf"])
+def test_bandwidth_search_on_blobs(criterion, blobs):
+    X, y = blobs
+    m = KSC(3, criterion=criterion, n_train=300, random_state=1).fit(X)
+    assert cluster_report(y, m.labels_)["nmi"] > 0.99
+    assert set(m.selection_scores_) <= set(map(float, m.sigma_factors))
 
 
 def test_balanced_line_fit_scores():
@@ -100,6 +108,7 @@ def test_fig1_picture(fitted, tmp_path):
     ({"n_clusters": 1}, "n_clusters"),
     ({"sigma": -1.0}, "sigma"),
     ({"sigma_factors": ()}, "sigma_factors"),
+    ({"criterion": "silhouette"}, "criterion"),
     ({"n_train": 2}, "n_train"),
 ])
 def test_bad_parameters_are_named(params, match, blobs):
