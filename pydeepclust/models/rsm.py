@@ -154,10 +154,11 @@ class RSM(DeepClusterer):
             generalised Rayleigh quotient): shrinking a column cannot lower it, so no
             collapse whatever lambda is. Default True, our change to the paper's loss
             (False): with the literal loss the network settles on smooth, nearly linear
-            maps of x whose cut is already tiny (two circles: NMI 0.00 with lambda = 1, 0.29
-            with lambda = 0.01, 800 full-batch steps) and the pull towards the indicator
-            vectors, proportional to the small absolute eigengap, is too weak; with it the
-            same runs reach NMI 1.00 in 400 steps.
+            maps of x whose cut is already tiny, and the pull towards the indicator
+            vectors, proportional to the small absolute eigengap, is weak (two circles,
+            full batch, 3 seeds: NMI 0.00 with lambda = 1 after 300 steps; 0.29-0.36 with
+            lambda = 0.01 after 400 and 1.00 after 800); with it and lambda = 0 the same
+            runs reach NMI 1.00 in 400 steps (``benchmarks/rsm_choices.py loss``).
         epochs, batch_size, lr: Adam on the network; batches are shuffled, the last short
             batch is dropped when n > batch_size (a tiny batch makes a poor graph).
         n_init: k-means starts on the embedding.
