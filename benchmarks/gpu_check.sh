@@ -17,6 +17,7 @@ mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 stage() { [[ " $STAGES " == *" $1 "* ]]; }
+FAILED=""  # stages whose command failed or timed out; the script exits 1 if any did
 { nvidia-smi -L; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"; } \
   | tee "$OUT_DIR/gpu.txt"
 
@@ -29,7 +30,8 @@ $PY -m pydeepclust info | tee -a "$OUT_DIR/gpu.txt"
 
 if stage tests; then
   echo "== CUDA test cases"
-  timeout 200 $PY -m pytest tests -q -k cuda -p no:cacheprovider -rs >"$OUT_DIR/tests.log" 2>&1
+  timeout 200 $PY -m pytest tests -q -k cuda -p no:cacheprovider -rs >"$OUT_DIR/tests.log" 2>&1 \
+    || FAILED+=" tests"
   tail -15 "$OUT_DIR/tests.log"
 fi
 
@@ -38,12 +40,12 @@ if stage bench; then
   timeout 150 $PY -m pytest benchmarks/bench_simplex.py benchmarks/bench_rbf.py benchmarks/bench_degree.py \
   benchmarks/bench_cayley.py -k cuda --benchmark-only -q -p no:cacheprovider \
   --benchmark-max-time=0.2 --benchmark-min-rounds=5 --benchmark-json="$OUT_DIR/bench_cuda.json" \
-  >"$OUT_DIR/bench.log" 2>&1
+  >"$OUT_DIR/bench.log" 2>&1 || FAILED+=" bench"
   $PY benchmarks/report.py "$OUT_DIR/bench_cuda.json" | tee "$OUT_DIR/bench_cuda.md"
 fi
 
 if stage memory; then
-echo "== peak GPU memory of the RBF ratio cut (loss + dZ), n = 65,536 and 16,384, d = 784, k = 10"
+echo "== peak GPU memory of the RBF ratio cut (loss + dL/dZ), n = 65,536 and 16,384, d = 784, k = 10"
 timeout 60 $PY - <<'PY' 2>&1 | tee "$OUT_DIR/memory_cuda.md"
 import torch
 import pydeepclust.ops as ops
@@ -66,13 +68,16 @@ for impl, n in [("extension", 65536), ("extension", 16384), ("reference", 16384)
         print(f"| {impl} | {n} | out of memory |")
     torch.cuda.empty_cache()
 PY
+[ "${PIPESTATUS[0]}" = 0 ] || FAILED+=" memory"
 fi
 
 if stage rsm; then
 echo "== RSM on Fashion-MNIST, batch 16384, on the GPU"
 timeout 150 $PY -m pydeepclust fit rsm --data fashion-mnist --test --hidden 512,512,256 \
   --batch-size 16384 --epochs 40 --device cuda --no-pictures --seed 0 --quiet \
-  --out "$OUT_DIR/rsm" >"$OUT_DIR/rsm.log" 2>&1
+  --out "$OUT_DIR/rsm" >"$OUT_DIR/rsm.log" 2>&1 || FAILED+=" rsm"
 tail -5 "$OUT_DIR/rsm.log"
 mv "$OUT_DIR/rsm/metrics.json" "$OUT_DIR/rsm_metrics.json" 2>/dev/null; rm -rf "$OUT_DIR/rsm"
 fi
+
+if [ -n "$FAILED" ]; then echo "gpu_check: failed:$FAILED"; exit 1; fi

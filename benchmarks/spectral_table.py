@@ -41,7 +41,7 @@ def command(model: str, data: str, seed: int, out_dir: str, device: str | None) 
     return cmd + (["--device", device] if device else [])
 
 
-def run(selected, seeds, out: str, device: str | None) -> None:
+def run(selected, seeds, out: str, device: str | None, label: str | None) -> None:
     for (model, data) in selected:
         for seed in seeds:
             out_dir = os.path.join("runs", "spectral_table", f"{model}-{data}-{seed}")
@@ -50,7 +50,8 @@ def run(selected, seeds, out: str, device: str | None) -> None:
             subprocess.run(cmd, check=True)
             with open(os.path.join(out_dir, "metrics.json")) as f:
                 metrics = json.load(f)
-            row = {"model": model, "data": data, "seed": seed, "device": device or "default",
+            row = {"model": model, "data": data, "seed": seed,
+                   "device": label or device or "default",
                    "fit_s": metrics["fit_seconds"], "train": metrics["train"],
                    "test": metrics.get("test"), "options": RUNS[(model, data)]}
             with open(out, "a") as f:
@@ -85,6 +86,8 @@ def main() -> None:
                    help="models or model:data pairs to run (default: every row)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--device", default=None, help="--device of the runs (default: the CLI's)")
+    p.add_argument("--label", default=None,
+                   help="device label in the table (e.g. 'cuda, H100'; default: --device)")
     p.add_argument("--out", default="runs/spectral_table.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
@@ -95,7 +98,7 @@ def main() -> None:
                 or key[0] in args.only or f"{key[0]}:{key[1]}" in args.only]
     if not selected:
         p.error(f"--only {args.only} matches none of {[':'.join(k) for k in RUNS]}")
-    run(selected, args.seeds, args.out, args.device)
+    run(selected, args.seeds, args.out, args.device, args.label)
 
 
 if __name__ == "__main__":

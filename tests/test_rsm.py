@@ -151,6 +151,9 @@ def test_autoencoder_inputs_round_trip_and_checkpoints(blobs, tmp_path):
         (dict(kernel="knn", n_neighbors_range=(5, 300)), "n_neighbors_range must be integers"),
         (dict(arch="conv"), "arch='conv' needs 28x28 images"),
         (dict(embedding_dim=0), "embedding_dim must be a positive integer"),
+        (dict(bandwidth_scale="mean"), "bandwidth_scale must be 'knn', 'median' or a positive"),
+        (dict(bandwidth_scale=-1.0), "bandwidth_scale must be 'knn', 'median' or a positive"),
+        (dict(bandwidth_distribution="normal"), "bandwidth_distribution must be one of"),
     ],
 )
 def test_bad_parameters_are_named(params, match):

@@ -5,7 +5,9 @@
 // The Gram tile X_I X^T is a cuBLAS product (at::bmm), one elementwise kernel
 // turns it into S (forward) or the backward weights W in place, and a second
 // cuBLAS product folds it into the row reductions S [Z, 1] or W X. No n x n
-// buffer exists: memory is O(n (d + k)) plus one tile of at most kTileElements.
+// buffer exists: memory is O(n (d + k)) plus one tile of at most kTileElements in the
+// forward and two (S or W, and the Gram tile of Z) in the backward; a batch with
+// B * n > kTileElements takes one row per tile, which is then B * n elements.
 // (A first version, one thread per row with shared-memory tiles of x_j, ran
 // 7-13x slower than the dense reference on an H100: the Gram products hold the
 // flops, and cuBLAS does them best.)
@@ -106,6 +108,7 @@ __global__ void grad_x_kernel(const T* __restrict__ x, const T* __restrict__ wei
 
 at::Tensor affinity_cuda(const at::Tensor& X, const at::Tensor& sigma, bool zero_diagonal) {
   const int64_t batch = check_rbf_inputs(X, sigma, nullptr, "rbf_affinity");
+  TORCH_CHECK(sigma.gt(0).all().item<bool>(), "rbf_affinity: sigma must be > 0, got ", sigma);
   const c10::cuda::CUDAGuard guard(X.device());
   const auto Xb = as_batched(X);
   const int64_t n = Xb.size(1);
@@ -131,6 +134,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_cuda(const at::Tensor& 
                                                               const at::Tensor& sigma,
                                                               bool zero_diagonal) {
   const int64_t batch = check_rbf_inputs(X, sigma, &Z, "rbf_ratio_cut");
+  TORCH_CHECK(sigma.gt(0).all().item<bool>(), "rbf_ratio_cut: sigma must be > 0, got ", sigma);
   const c10::cuda::CUDAGuard guard(X.device());
   const auto Xb = as_batched(X), Zb = as_batched(Z);
   const int64_t n = Xb.size(1), k = Zb.size(2);

@@ -57,8 +57,8 @@ class KSC(DeepClusterer):
             soft KSC (Langone, Mall & Suykens 2013; the fused soft-membership op, prototypes =
             the clusters' mean training scores), or ``"blf"``, Alzate & Suykens' balanced line
             fit (:func:`balanced_line_fit`). For k = 2 the scores are 1-D, cosines carry no
-            information, and BLF is used either way. On digits (3 seeds) BLF preferred
-            degenerate small bandwidths (NMI 0.32-0.85), AMS did not (0.81-0.85).
+            information, and BLF is used either way. On digits, seed 0, BLF picked a
+            degenerate small bandwidth (NMI 0.32) where AMS did not (0.81).
         n_train: size of the training subsample (the eigenproblem is m x m, O(m^3)); every
             point, the subsample included, is then labelled by the out-of-sample extension.
         random_state: seed of the subsample.
@@ -103,13 +103,13 @@ class KSC(DeepClusterer):
         order = torch.randperm(len(flat), generator=self._generator())
         self.train_indices_ = order[:m].sort().values
         Xtr = flat[self.train_indices_]
+        self.selection_scores_ = {}
         if self.sigma is not None:
             self._solve(Xtr, float(self.sigma))
         else:
-            # validation points for the BLF: the next m of the permutation, else the training set
+            # validation points: the next m of the permutation, else the training set
             validation = flat[order[m:2 * m]] if len(flat) > m else Xtr
             median = self._median_distance(Xtr)
-            self.selection_scores_ = {}
             for factor in self.sigma_factors:
                 try:
                     self._solve(Xtr, median * float(factor))
@@ -131,9 +131,8 @@ class KSC(DeepClusterer):
         scores, labels = self._scores(validation), self._predict(validation)
         if self.criterion == "blf" or self.n_clusters == 2:
             return balanced_line_fit(scores, labels, self.n_clusters)
-        train = self.train_scores_
-        prototypes = torch.stack([train[self.train_labels_ == c].mean(0)
-                                  if (self.train_labels_ == c).any() else torch.zeros_like(train[0])
+        # every codeword is the sign pattern of some training points, so no cluster is empty
+        prototypes = torch.stack([self.train_scores_[self.train_labels_ == c].mean(0)
                                   for c in range(self.n_clusters)])
         memberships = ops.soft_memberships(scores, prototypes)
         return float(ops.average_membership_strength(memberships, labels))
@@ -234,7 +233,9 @@ def balanced_line_fit(scores: Tensor, labels: Tensor, n_clusters: int, eta: floa
     """Alzate & Suykens' BLF = eta * linefit + (1 - eta) * balance, in [0, 1], higher is better.
 
     linefit: per cluster, how much of the (centred) scores' variance the first principal direction
-    holds, rescaled so that isotropic scores give 0 and a perfect line 1, averaged over clusters.
+    holds, rescaled so that isotropic scores give 0 and a perfect line 1, averaged over clusters
+    weighted by their size (a cluster of one or two points is always a "line" and must not
+    count as much as a large one).
     For k = 2 the scores are 1-D and always on a line, so there it is the share of the score
     variance between the two clusters (1 - within / total). balance: smallest / largest cluster.
     An empty cluster gives 0.
@@ -257,7 +258,7 @@ def balanced_line_fit(scores: Tensor, labels: Tensor, n_clusters: int, eta: floa
             ev = torch.linalg.eigvalsh(centred.T @ centred / len(members))
             share = float(ev[-1] / ev.sum()) if float(ev.sum()) > 0 else 1.0
             fits.append((share - 1.0 / dims) / (1.0 - 1.0 / dims))
-        linefit = float(np.mean(fits))
+        linefit = float(np.average(fits, weights=sizes.numpy()))
     return eta * linefit + (1 - eta) * balance
 
 
@@ -300,7 +301,8 @@ def plot_lines(model: KSC, path: str | os.PathLike, title: str | None = None) ->
 
 def add_cli_arguments(p) -> None:
     p.add_argument("--sigma", type=float, default=None,
-                   help="RBF bandwidth (default: chosen by BLF over factors of the median distance)")
+                   help="RBF bandwidth (default: searched by --criterion over factors of the "
+                        "median distance)")
     p.add_argument("--criterion", default="ams", choices=CRITERIA,
                    help="bandwidth selection: average membership strength or balanced line fit")
     p.add_argument("--n-train", type=int, default=1000, help="training subsample size")

@@ -52,7 +52,7 @@ PDC_HOST_DEVICE T sq_dist_from_dot(T sq_norm_a, T sq_norm_b, T dot) {
   return s > T(0) ? s : T(0);
 }
 
-// ||a - b||^2 by differences (the one-thread-per-row form), strides 1.
+// ||a - b||^2 by differences (the direct pair-by-pair form of the C++ tests), strides 1.
 template <typename T>
 PDC_HOST_DEVICE T sq_dist(const T* a, const T* b, int64_t d) {
   T s = T(0);
