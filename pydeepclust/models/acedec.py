@@ -127,7 +127,8 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([{"params": self.autoencoder_.parameters()},
-                                 {"params": self._extra_parameters()}], lr=self.clustering_lr)
+                                 {"params": self._extra_parameters()}], lr=self.clustering_lr,
+                                fused=True)
 
     def _clustering_epoch(self, X: Tensor, optimizer, generator: torch.Generator,
                           epoch: int) -> None:
