@@ -140,24 +140,24 @@ class KSC(DeepClusterer):
     def _solve(self, Xtr: Tensor, sigma: float) -> None:
         """The eigenproblem at bandwidth sigma: alpha, b, codebook and the training scores."""
         self.sigma_ = torch.tensor(sigma, dtype=torch.float64)
-        # D^-1 Omega and the degrees from the fused op; D^1/2 (D^-1 Omega) D^-1/2 is symmetric.
-        P, degrees = ops.degree_weighted_kernel(Xtr, "rbf", sigma)
+        # DK = D^-1 Omega and the degrees from the fused op; D^1/2 DK D^-1/2 is symmetric.
+        DK, degrees = ops.degree_weighted_kernel(Xtr, "rbf", sigma)
         root = degrees.sqrt()
-        K_sym = root[:, None] * P / root[None, :]
+        K_sym = root[:, None] * DK / root[None, :]
         u = 1 / root
         u = u / u.norm()
         Ku = K_sym @ u
-        # P K P with P = I - u u^T, without forming P.
+        # Pr K Pr with the projection Pr = I - u u^T, without forming Pr.
         PKP = K_sym - torch.outer(u, Ku) - torch.outer(Ku, u) + (u @ Ku) * torch.outer(u, u)
         eigenvalues, gammas = torch.linalg.eigh((PKP + PKP.T) / 2)
         top = torch.argsort(eigenvalues, descending=True)[: self.n_clusters - 1]
         alpha = gammas[:, top] / root[:, None]
         # b_l = -(1^T D^-1 Omega alpha_l) / (1^T D^-1 1)
-        self.bias_ = -(P @ alpha).sum(0) / (1 / degrees).sum()
+        self.bias_ = -(DK @ alpha).sum(0) / (1 / degrees).sum()
         self.X_train_ = Xtr
         self.alpha_ = alpha
         self.eigenvalues_ = eigenvalues[top]
-        self.train_scores_ = (degrees[:, None] * P) @ alpha + self.bias_  # Omega alpha + b
+        self.train_scores_ = (degrees[:, None] * DK) @ alpha + self.bias_  # Omega alpha + b
         self.codebook_ = self._codebook(torch.sign(self.train_scores_))
         self.train_labels_ = self._assign(self.train_scores_)
 
