@@ -68,12 +68,19 @@ def report(path: str) -> None:
     by = defaultdict(list)
     for line in open(path):
         r = json.loads(line)
-        by[(r["model"], r["data"], r["device"])].append(r)
+        by[(r["model"], r["data"], r["device"], r["options"])].append(r)
+    option_sets = defaultdict(set)  # (model, data) -> the option strings it was run with
+    for model, data, _, options in by:
+        option_sets[(model, data)].add(options)
     print("| model | data | seeds | NMI | ARI | ACC | test NMI | fit time (s) |")
     print("|---|---|---|---|---|---|---|---|")
-    for (model, data, device), rows in by.items():
+    for (model, data, device, options), rows in by.items():
+        notes = [] if device == "default" else [device]
+        if len(option_sets[(model, data)]) > 1 and "--epochs" in options.split():
+            words = options.split()
+            notes.append(f"{words[words.index('--epochs') + 1]} epochs")
+        where = f" ({', '.join(notes)})" if notes else ""
         test = [r["test"]["nmi"] for r in rows if r.get("test")]
-        where = "" if device == "default" else f" ({device})"
         print(f"| {model}{where} | {data} | {len(rows)} | "
               + " | ".join(_cell([r["train"][m] for r in rows]) for m in ("nmi", "ari", "acc"))
               + f" | {_cell(test) if test else '—'} | {np.median([r['fit_s'] for r in rows]):.1f} |")
