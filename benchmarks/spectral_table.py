@@ -23,7 +23,7 @@ import numpy as np
 RUNS = {
     ("rsm", "circles"): "--hidden 128,128 --batch-size 4096 --epochs 400 --lr 3e-3",
     ("rsm", "digits"): "--hidden 256,256 --batch-size 2048 --epochs 300",
-    ("rsm", "fashion-mnist"): "--test --hidden 512,512,256 --batch-size 16384 --epochs 40",
+    ("rsm", "fashion-mnist"): "--test --hidden 512,512,256 --batch-size 16384 --epochs 80",
     ("ksc", "blobs"): "",
     ("ksc", "circles"): "",
     ("ksc", "digits"): "",
