@@ -18,6 +18,16 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: str | os.PathLike, suptitle: str | None = None, dpi: int = 110) -> str:
+    """Lay out, write and close ``fig``; returns the path as a string."""
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
+    return str(path)
+
+
 def as_images(samples) -> np.ndarray:
     """(..., H, W) grey images from samples of shape (..., H, W), (..., 1, H, W) or (..., d)
     with d a perfect square (8×8 digits, 28×28 images)."""
@@ -51,12 +61,7 @@ def save_image_grid(images, path: str | os.PathLike, row_labels=None, title: str
             ax.set_yticks([])
         if row_labels is not None:
             axes[r, 0].set_ylabel(str(row_labels[r]), rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path, suptitle=title, dpi=100)
 
 
 def plot_scores(scores, labels, path: str | os.PathLike, codes=None, dims=(0, 1),
@@ -83,7 +88,4 @@ def plot_scores(scores, labels, path: str | os.PathLike, codes=None, dims=(0, 1)
     ax.set_ylabel(ylabel or f"score {j + 1}")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)

@@ -128,7 +128,8 @@ class KSC(DeepClusterer):
 
     def _selection_score(self, validation: Tensor) -> float:
         """AMS of the validation points (k >= 3), BLF for k = 2 (1-D scores have no angles)."""
-        scores, labels = self._scores(validation), self._predict(validation)
+        scores = self._scores(validation)
+        labels = self._assign(scores)
         if self.criterion == "blf" or self.n_clusters == 2:
             return balanced_line_fit(scores, labels, self.n_clusters)
         # every codeword is the sign pattern of some training points, so no cluster is empty
@@ -288,12 +289,7 @@ def plot_lines(model: KSC, path: str | os.PathLike, title: str | None = None) ->
     axes[0, -1].legend(loc="best", fontsize=8)
     if two_d_input:
         axes[0, 0].set_title("input space")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return viz.save_figure(fig, path, suptitle=title)
 
 
 # -- command line -------------------------------------------------------------------------
