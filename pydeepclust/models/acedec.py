@@ -119,8 +119,9 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         self._init_clustering(self._embed(X))
         optimizer = self._optimizer()
         generator = self._generator(offset=4)
+        X_train = self._training_data(X)
         for epoch in self._progress(range(self.epochs), "clustering"):
-            self._clustering_epoch(X, optimizer, generator, epoch)
+            self._clustering_epoch(X_train, optimizer, generator, epoch)
         self.autoencoder_.eval()
         with torch.no_grad():
             self.labels_ = self._assign(self._embed(X)).cpu().numpy()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pydeepclust.models.base import DeepClusterer
+from pydeepclust.models.base import DeepClusterer, to_device_if_fits
 from pydeepclust.nn import autoencoder as build_encoder_decoder
 
 
@@ -23,17 +23,19 @@ class Autoencoder(nn.Module):
 
     ``arch``: "mlp" (the D-500-500-2000-d network of DEC/DCN/ACe/DeC; ``hidden=()`` gives the
     single linear layer of the paper's SYNTH-25 runs), "conv" (28x28 images) or "auto".
+    ``activation``: "relu" (DEC's network) or "leaky_relu" (ClustPy's default), for "mlp".
     """
 
     def __init__(self, sample_shape: Sequence[int], latent_dim: int = 10, arch: str = "mlp",
-                 hidden: Sequence[int] = (500, 500, 2000)):
+                 hidden: Sequence[int] = (500, 500, 2000), activation: str = "relu"):
         super().__init__()
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.latent_dim = latent_dim
+        self.activation = activation
         self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
-                                                           tuple(hidden))
+                                                           tuple(hidden), activation)
         linears = [m for m in self.modules() if isinstance(m, nn.Linear)]
         if len(linears) == 2 and not hidden:
             # The single linear layer (SYNTH-25): start from an orthogonal encoder and its
@@ -71,16 +73,28 @@ def reconstruction_loss(x: Tensor, x_hat: Tensor) -> Tensor:
 
 def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int, lr: float,
                       generator: torch.Generator, device: torch.device, progress=None,
-                      check_loss=None) -> Autoencoder:
-    """Adam on the reconstruction loss, shuffled mini-batches drawn from ``generator``."""
+                      check_loss=None, corruption: float = 0.0) -> Autoencoder:
+    """Adam on the reconstruction loss, shuffled mini-batches drawn from ``generator``.
+
+    ``corruption`` > 0 trains a denoising autoencoder (the stacked denoising AE of DEC, whose
+    pretraining the ACe/DeC paper follows): that fraction of each input's features is zeroed
+    (dropout, drawn from ``generator``) and the clean input is reconstructed.
+    """
+    if not 0.0 <= corruption < 1.0:
+        raise ValueError(f"train_autoencoder: corruption must lie in [0, 1), got {corruption!r}")
     net.to(device).train()
+    X = to_device_if_fits(X, device)
     # fused: one kernel for all parameters, 3x faster steps than foreach on the CPU
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=True)
     epoch_iter = range(epochs) if progress is None else progress(range(epochs), "pretraining")
     for epoch in epoch_iter:
         for idx in torch.randperm(len(X), generator=generator).split(batch_size):
             x = X[idx].to(device)
-            loss = reconstruction_loss(x, net(x))
+            x_in = x
+            if corruption > 0:
+                keep = torch.rand(x.shape, generator=generator) >= corruption
+                x_in = x * keep.to(device) / (1 - corruption)
+            loss = reconstruction_loss(x, net(x_in))
             if check_loss is not None:
                 check_loss(loss, epoch, {"reconstruction": loss})
             optimizer.zero_grad(set_to_none=True)

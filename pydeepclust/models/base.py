@@ -211,7 +211,23 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
                 "this step. Lower the learning rate or the loss weights, or check the data scale."
             )
 
+    def _training_data(self, X: Tensor) -> Tensor:
+        """``X`` on the model's device (see :func:`to_device_if_fits`)."""
+        return to_device_if_fits(X, self._device())
+
     def _embed_in_batches(self, fn, X: Tensor, batch_size: int = 1024) -> Tensor:
         """Apply ``fn`` to ``X`` in batches on the model's device, concatenated on that device."""
         device = self._device()
         return torch.cat([fn(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])
+
+
+def to_device_if_fits(X: Tensor, device: torch.device) -> Tensor:
+    """``X`` copied to ``device`` once, so that training batches are indexed there instead of
+    copied from the host at every step (on a GPU that copy, not the arithmetic, bounds small
+    networks); ``X`` itself when the device lacks the memory."""
+    if X.device == device or device.type == "cpu":
+        return X
+    try:
+        return X.to(device)
+    except torch.OutOfMemoryError:
+        return X

@@ -184,15 +184,16 @@ class GenKSC(DeepClusterer):
         opt_u = CayleyAdam([self.U_], lr=self.lr_stiefel)
         gen = self._generator(offset=1)
         self.history_ = []
+        X_train = self._training_data(X)
         epochs = self._progress(range(self.epochs), desc="GenKSC", total=self.epochs)
         for epoch in epochs:
             self.encoder_.train()
             self.decoder_.train()
             with_cluster = epoch >= self.warmup_epochs
-            sums: dict[str, float] = {}
+            sums: dict[str, Tensor] = {}
             batches = 0
             for idx in self._minibatches(len(X), self.batch_size, gen, drop_last=True):
-                parts = self.losses(X[idx].to(device), with_cluster)
+                parts = self.losses(X_train[idx].to(device), with_cluster)
                 loss = self._total(parts)
                 self._check_loss(loss, epoch, parts)
                 opt.zero_grad(set_to_none=True)
@@ -200,10 +201,10 @@ class GenKSC(DeepClusterer):
                 loss.backward()
                 opt.step()
                 opt_u.step()
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                for k, v in parts.items():  # summed on the device: no sync per step
+                    sums[k] = sums.get(k, 0.0) + v.detach()
                 batches += 1
-            means = {k: v / batches for k, v in sums.items()}
+            means = {k: float(v) / batches for k, v in sums.items()}
             self.history_.append(means)
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix({k: f"{v:.3g}" for k, v in means.items()})
