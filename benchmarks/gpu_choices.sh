@@ -14,7 +14,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi -L | tee "$OUT_DIR/gpu.txt"
 
-for variant in base leaky zscore dae zscore-dae long; do
+for variant in base zscore dae zscore-dae long; do
   timeout "$LIMIT" $PY benchmarks/ae_choices.py --data fashion-mnist --variant "$variant" \
     --methods acedec dcn0.1 --out "$OUT_DIR/ae_choices.jsonl" >"$OUT_DIR/ae_$variant.log" 2>&1 &
 done

@@ -278,3 +278,55 @@ def test_both_starts_cluster_the_blobs(init, blobs):
     V = model.V_.detach()
     assert torch.allclose(V.T @ V, torch.eye(len(V)), atol=1e-5)
 
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: ACeDeC(3, random_state=0, **SMALL, **kw),
+    lambda **kw: DCN(3, random_state=0, **{k: v for k, v in SMALL.items()
+                                           if k not in ("n_init", "init_steps")}, **kw),
+    lambda **kw: AEKMeans(3, random_state=0, latent_dim=4, hidden=(32,), pretrain_epochs=3, **kw),
+], ids=["acedec", "dcn", "ae-kmeans"])
+def test_standardize_is_z_scoring_the_data(make, blobs, tmp_path):
+    X = blobs[0] * 5 + 3
+    zscored = (torch.as_tensor(X) - torch.as_tensor(X).mean()) / torch.as_tensor(X).std()
+    inside = make(standardize=True).fit(X)
+    outside = make().fit(zscored.numpy())
+    np.testing.assert_array_equal(inside.labels_, outside.labels_)
+    np.testing.assert_allclose(inside.transform(X), outside.transform(zscored.numpy()),
+                               rtol=1e-5, atol=1e-5)
+    net = inside.autoencoder_
+    assert float(net.input_shift) == pytest.approx(float(X.mean()), rel=1e-5)
+    assert float(net.input_scale) == pytest.approx(float(X.std(ddof=1)), rel=1e-5)
+    if isinstance(inside, ACeDeC):  # decoded samples come back in the data's units
+        np.testing.assert_allclose(inside.reconstruct(X),
+                                   outside.reconstruct(zscored.numpy()) * float(net.input_scale)
+                                   + float(net.input_shift), rtol=1e-4, atol=1e-4)
+    inside.save(tmp_path / "m.pt")  # the scaling is saved with the weights
+    loaded = type(inside).load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.predict(X), inside.labels_)
+
+
+def test_standardize_refuses_what_it_cannot_scale():
+    with pytest.raises(ValueError, match="sigmoid"):
+        Autoencoder((28, 28), 4, arch="conv").standardize_to(torch.rand(5, 28, 28))
+    with pytest.raises(ValueError, match="constant"):
+        Autoencoder((3,), 2, hidden=(4,)).standardize_to(torch.ones(5, 3))
+
+
+def test_denoising_pretraining_is_seeded_and_changes_the_network(blobs):
+    from pydeepclust.models.autoencoder import train_autoencoder
+
+    X = torch.as_tensor(blobs[0])
+
+    def train(corruption, seed=0):
+        torch.manual_seed(0)
+        net = Autoencoder((6,), 4, hidden=(32,))
+        return train_autoencoder(net, X, 2, 64, 1e-3, torch.Generator().manual_seed(seed),
+                                 torch.device("cpu"), corruption=corruption)
+
+    clean, noisy, again = train(0.0), train(0.3), train(0.3)
+    for key, value in noisy.state_dict().items():
+        torch.testing.assert_close(value, again.state_dict()[key], rtol=0, atol=0)
+    assert not torch.equal(clean.encode(X), noisy.encode(X))
+    with pytest.raises(ValueError, match="corruption"):
+        train(1.0)

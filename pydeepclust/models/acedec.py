@@ -119,7 +119,7 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         self._init_clustering(self._embed(X))
         optimizer = self._optimizer()
         generator = self._generator(offset=4)
-        X_train = self._training_data(X)
+        X_train = self.autoencoder_.normalize(self._training_data(X))  # losses in its units
         for epoch in self._progress(range(self.epochs), "clustering"):
             self._clustering_epoch(X_train, optimizer, generator, epoch)
         self.autoencoder_.eval()
@@ -182,9 +182,9 @@ class DCN(_CentroidDeepClusterer):
                  autoencoder: Autoencoder | None = None, pretrain_epochs: int = 50,
                  epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  clustering_lr: float = 1e-4, random_state: int | None = 0,
-                 device: str | None = None, verbose: bool = False):
+                 device: str | None = None, verbose: bool = False, standardize: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose)
+                         batch_size, lr, random_state, device, verbose, standardize)
         self.lam = lam
         self.epochs = epochs
         self.clustering_lr = clustering_lr
@@ -238,9 +238,9 @@ class ACeDeC(_CentroidDeepClusterer):
                  lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
                  init_steps: int = 200, init_lr: float = 1e-2, init: str = "subkmeans",
                  random_state: int | None = 0, device: str | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, standardize: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose)
+                         batch_size, lr, random_state, device, verbose, standardize)
         self.epochs = epochs
         self.clustering_lr = clustering_lr
         self.n_init = n_init
@@ -409,7 +409,9 @@ class ACeDeC(_CentroidDeepClusterer):
     def decode_rotated(self, rotated) -> np.ndarray:
         """Decode points given in the rotated space (rows V^T z): ``dec(V y)``."""
         y = torch.as_tensor(np.asarray(rotated), dtype=torch.float32, device=self._device())
-        return self._embed_in_batches(self.autoencoder_.decode, y @ self.V_.detach().T).cpu().numpy()
+        net = self.autoencoder_
+        return self._embed_in_batches(lambda v: net.denormalize(net.decode(v)),
+                                      y @ self.V_.detach().T).cpu().numpy()
 
     def reconstruct(self, X, space: str = "both") -> np.ndarray:
         """Reconstructions of X from one space only (Fig. 1b): the other space's coordinates
@@ -466,7 +468,8 @@ def from_cli(args, dataset):
                   arch=args.arch, hidden=parse_hidden(args.hidden),
                   pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, clustering_lr=args.clustering_lr,
-                  random_state=args.seed, device=args.device, verbose=not args.quiet)
+                  random_state=args.seed, device=args.device, verbose=not args.quiet,
+                  standardize=args.standardize)
     if args.model == "dcn":
         return DCN(lam=args.lam, **common)
     return ACeDeC(**common)

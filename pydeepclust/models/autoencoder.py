@@ -23,19 +23,25 @@ class Autoencoder(nn.Module):
 
     ``arch``: "mlp" (the D-500-500-2000-d network of DEC/DCN/ACe/DeC; ``hidden=()`` gives the
     single linear layer of the paper's SYNTH-25 runs), "conv" (28x28 images) or "auto".
-    ``activation``: "relu" (DEC's network) or "leaky_relu" (ClustPy's default), for "mlp".
+
+    The network works on ``normalize(x) = (x - input_shift) / input_scale`` (buffers, saved with
+    the weights; 0 and 1 unless :meth:`standardize_to` set them): the clusterers normalise data
+    where it enters and :meth:`denormalize` decoder outputs where they leave, so every loss is
+    measured in the normalised units, exactly as if the data had been z-scored beforehand.
     """
 
     def __init__(self, sample_shape: Sequence[int], latent_dim: int = 10, arch: str = "mlp",
-                 hidden: Sequence[int] = (500, 500, 2000), activation: str = "relu"):
+                 hidden: Sequence[int] = (500, 500, 2000)):
         super().__init__()
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.latent_dim = latent_dim
-        self.activation = activation
+        self.is_conv = arch == "conv" or (arch == "auto" and self.sample_shape[-2:] == (28, 28))
         self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
-                                                           tuple(hidden), activation)
+                                                           tuple(hidden))
+        self.register_buffer("input_shift", torch.zeros(()))
+        self.register_buffer("input_scale", torch.ones(()))
         linears = [m for m in self.modules() if isinstance(m, nn.Linear)]
         if len(linears) == 2 and not hidden:
             # The single linear layer (SYNTH-25): start from an orthogonal encoder and its
@@ -52,8 +58,33 @@ class Autoencoder(nn.Module):
                 encoder.bias.zero_()
                 decoder.bias.zero_()
 
+    @torch.no_grad()
+    def standardize_to(self, X: Tensor) -> "Autoencoder":
+        """Take the global mean and standard deviation of ``X`` as the input shift and scale
+        (one number each, as ClustPy's examples z-score images: pixel ratios are kept)."""
+        if self.is_conv:
+            raise ValueError("Autoencoder: the conv decoder ends in a sigmoid and needs inputs in "
+                             "[0, 1]; standardize the input of an mlp autoencoder only")
+        std = float(X.std())
+        if not std > 0:
+            raise ValueError("Autoencoder: cannot standardize constant data (standard deviation 0)")
+        self.input_shift.fill_(float(X.mean()))
+        self.input_scale.fill_(std)
+        return self
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.input_shift.to(x.device)) / self.input_scale.to(x.device)
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        return x * self.input_scale.to(x.device) + self.input_shift.to(x.device)
+
     def encode(self, x: Tensor) -> Tensor:
+        """The embedding of normalised input (see :meth:`normalize`)."""
         return self.encoder(x)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The embedding of raw input."""
+        return self.encoder(self.normalize(x))
 
     def decode(self, z: Tensor) -> Tensor:
         return self.decoder(z)
@@ -83,7 +114,7 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
     if not 0.0 <= corruption < 1.0:
         raise ValueError(f"train_autoencoder: corruption must lie in [0, 1), got {corruption!r}")
     net.to(device).train()
-    X = to_device_if_fits(X, device)
+    X = net.normalize(to_device_if_fits(X, device))
     # fused: one kernel for all parameters, 3x faster steps than foreach on the CPU
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=True)
     epoch_iter = range(epochs) if progress is None else progress(range(epochs), "pretraining")
@@ -108,14 +139,17 @@ class AutoencoderClusterer(DeepClusterer):
 
     Its parameters are the ones every such model shares; ``autoencoder`` is an
     :class:`Autoencoder` pretrained elsewhere (used as a deep copy) or None to pretrain one
-    here for ``pretrain_epochs``. Instantiated directly, it only pretrains
-    (see :func:`pretrain_autoencoder`).
+    here for ``pretrain_epochs``. ``standardize``: the network pretrained here sees the data
+    z-scored by its global mean and standard deviation (:meth:`Autoencoder.standardize_to`;
+    a given ``autoencoder`` keeps the scaling it was pretrained with). Instantiated directly,
+    it only pretrains (see :func:`pretrain_autoencoder`).
     """
 
     def __init__(self, n_clusters: int = 1, latent_dim: int = 10, arch: str = "mlp",
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
-                 random_state: int | None = 0, device: str | None = None, verbose: bool = False):
+                 random_state: int | None = 0, device: str | None = None, verbose: bool = False,
+                 standardize: bool = False):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.arch = arch
@@ -127,6 +161,7 @@ class AutoencoderClusterer(DeepClusterer):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.standardize = standardize
 
     def _check_common_params(self) -> None:
         name = type(self).__name__
@@ -160,25 +195,31 @@ class AutoencoderClusterer(DeepClusterer):
             self.autoencoder_ = copy.deepcopy(self.autoencoder).to(self._device()).eval()
             return self.autoencoder_
         self._build(tuple(X.shape[1:]))
+        if self.standardize:
+            self.autoencoder_.standardize_to(X)
         return train_autoencoder(self.autoencoder_, X, self.pretrain_epochs, self.batch_size,
                                  self.lr, self._generator(offset=2), self._device(),
                                  self._progress, self._check_loss)
 
     @torch.no_grad()
     def _embed(self, X: Tensor) -> Tensor:
-        return self._embed_in_batches(self.autoencoder_.encode, X)
+        """Embeddings of raw data (normalised on the way in)."""
+        return self._embed_in_batches(self.autoencoder_.embed, X)
 
 
 def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
                          hidden: Sequence[int] = (500, 500, 2000), epochs: int = 50,
                          batch_size: int = 256, lr: float = 1e-3, random_state: int | None = 0,
-                         device: str | None = None, verbose: bool = False) -> Autoencoder:
+                         device: str | None = None, verbose: bool = False,
+                         standardize: bool = False) -> Autoencoder:
     """Build and pretrain an :class:`Autoencoder` on ``X`` (squared error, Adam), reproducible
     with ``random_state``; pass the result as ``autoencoder=`` to several clusterers. A
-    clusterer given the same settings and no autoencoder pretrains the identical network."""
+    clusterer given the same settings and no autoencoder pretrains the identical network.
+    ``standardize``: train on X z-scored by its global mean and std (kept in the network)."""
     holder = AutoencoderClusterer(latent_dim=latent_dim, arch=arch, hidden=hidden,
                                   pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
-                                  random_state=random_state, device=device, verbose=verbose)
+                                  random_state=random_state, device=device, verbose=verbose,
+                                  standardize=standardize)
     return holder._pretrained_autoencoder(holder._check_X(X, fitting=True))
 
 
@@ -199,6 +240,8 @@ def add_autoencoder_arguments(parser) -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
+    parser.add_argument("--standardize", action="store_true",
+                        help="z-score the input by its global mean and std (mlp only)")
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -76,9 +76,9 @@ class AEKMeans(AutoencoderClusterer):
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  n_init: int = 10, random_state: int | None = 0, device: str | None = None,
-                 verbose: bool = False):
+                 verbose: bool = False, standardize: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose)
+                         batch_size, lr, random_state, device, verbose, standardize)
         self.n_init = n_init
 
     def _fit(self, X: Tensor) -> None:
@@ -195,7 +195,7 @@ def from_cli(args, dataset):
     return AEKMeans(k, latent_dim=args.latent_dim, arch=args.arch, hidden=parse_hidden(args.hidden),
                     pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
                     n_init=args.n_init or 10, random_state=args.seed, device=args.device,
-                    verbose=not args.quiet)
+                    verbose=not args.quiet, standardize=args.standardize)
 
 
 def cli_outputs(model, X, dataset, out_dir) -> dict[str, str]:

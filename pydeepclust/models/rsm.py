@@ -373,7 +373,7 @@ class RSM(DeepClusterer):
                                  f"{tuple(self.autoencoder_hidden)}: {err}") from None
         net = net.to(self._device()).eval()
         with torch.no_grad():
-            return self._embed_in_batches(net.encode, X).cpu()
+            return self._embed_in_batches(net.embed, X).cpu()
 
     def _batch_loss(self, x: Tensor, a: Tensor, draws: torch.Generator) -> dict[str, Tensor]:
         z = self.network_(x)
@@ -414,7 +414,7 @@ class RSM(DeepClusterer):
     def _transform(self, X: Tensor) -> Tensor:
         self.network_.eval()
         if self.autoencoder_ is not None:
-            Z = self._embed_in_batches(lambda x: self.network_(self.autoencoder_.encode(x)), X)
+            Z = self._embed_in_batches(lambda x: self.network_(self.autoencoder_.embed(x)), X)
         else:
             Z = self._embed_in_batches(self.network_, X)
         return Z @ self.whitening_

@@ -61,12 +61,8 @@ class ConvDecoder28(nn.Module):
         return self.net(z)
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU}
-
-
 def autoencoder(input_shape: Sequence[int], latent_dim: int, arch: str = "auto",
-                hidden: Sequence[int] = (500, 500, 2000),
-                activation: str = "relu") -> tuple[nn.Module, nn.Module]:
+                hidden: Sequence[int] = (500, 500, 2000)) -> tuple[nn.Module, nn.Module]:
     """Encoder and decoder for samples of ``input_shape`` (without the batch dimension).
 
     ``arch="conv"`` needs 28×28 images; ``"mlp"`` flattens; ``"auto"`` takes conv for
@@ -84,15 +80,12 @@ def autoencoder(input_shape: Sequence[int], latent_dim: int, arch: str = "auto",
         return ConvEncoder28(latent_dim, channels), ConvDecoder28(latent_dim, channels)
     if arch != "mlp":
         raise ValueError(f"arch must be 'auto', 'conv' or 'mlp', got {arch!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     d = 1
     for s in shape:
         d *= s
     sizes = [d, *hidden, latent_dim]
-    act = ACTIVATIONS[activation]
-    encoder = nn.Sequential(nn.Flatten(), mlp(sizes, act))
-    decoder = nn.Sequential(mlp(sizes[::-1], act), nn.Unflatten(1, shape))
+    encoder = nn.Sequential(nn.Flatten(), mlp(sizes))
+    decoder = nn.Sequential(mlp(sizes[::-1]), nn.Unflatten(1, shape))
     return encoder, decoder
 
 
