@@ -42,7 +42,7 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
         if any(m not in ("kmeans", "subkmeans") for m in methods):
             start = time.perf_counter()
             ae = pretrain_autoencoder(X, epochs=cfg["pretrain_epochs"], random_state=seed,
-                                      **ae_args)
+                                      standardize=cfg.get("standardize", False), **ae_args)
             pretrain_s = time.perf_counter() - start
         for method in methods:
             joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed, **ae_args)
@@ -70,9 +70,12 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
 def report(path: str) -> None:
     rows = [json.loads(line) for line in open(path)]
     by = defaultdict(list)
-    for r in rows:
-        by[(r["method"], r["data"])].append(r)
-    datas = list(dict.fromkeys(r["data"] for r in rows))
+    for r in rows:  # a column per data set and schedule: runs of other settings stay apart
+        cfg = r["settings"]
+        r["column"] = (f"{r['data']} ({cfg['pretrain_epochs']}+{cfg['epochs']} epochs"
+                       f"{', standardized' if cfg.get('standardize') else ''})")
+        by[(r["method"], r["column"])].append(r)
+    datas = list(dict.fromkeys(r["column"] for r in rows))
     print("| method | " + " | ".join(datas) + " |")
     print("|---" * (len(datas) + 1) + "|")
     for method in ALL_METHODS:
@@ -99,6 +102,8 @@ def main() -> None:
                    help="e.g. test: the 10,000 Fashion-MNIST test images only")
     p.add_argument("--pretrain-epochs", type=int)
     p.add_argument("--epochs", type=int)
+    p.add_argument("--standardize", action="store_true",
+                   help="z-score the autoencoders' input (pretrain_autoencoder(standardize=True))")
     p.add_argument("--out", default="runs/acedec_table.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
@@ -107,6 +112,8 @@ def main() -> None:
         return
     overrides = {k: v for k, v in (("pretrain_epochs", args.pretrain_epochs),
                                    ("epochs", args.epochs)) if v is not None}
+    if args.standardize:
+        overrides["standardize"] = True
     run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
 
 

@@ -28,7 +28,8 @@ VARIANTS = {  # on top of the CLI preset of the data set (pydeepclust.models.gen
 }
 
 
-def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: str) -> None:
+def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: str,
+        label: str | None = None) -> None:
     import numpy as np
     from sklearn.cluster import KMeans
 
@@ -43,14 +44,15 @@ def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: st
     k = ds.n_classes
     preset = "image28" if ds.image_shape == (28, 28) else "small"
     cfg = {**CLI_PRESETS[preset], **VARIANTS[variant], **overrides}
-    s = 40 if preset == "image28" and k == 10 else max(10, ops.code_width(k))
+    s = cfg.pop("n_components", 40 if preset == "image28" and k == 10 else max(10, ops.code_width(k)))
     start = time.perf_counter()
     model = GenKSC(n_clusters=k, n_components=s, random_state=seed, verbose=False, **cfg).fit(X)
     seconds = time.perf_counter() - start
     scores = np.asarray(model.transform(X))
     m = ops.code_width(k)
-    row = {"data": ds.name, "variant": variant, "seed": seed, "seconds": round(seconds, 1),
-           **cluster_report(ds.y, model.labels_), "config": cfg}
+    row = {"data": ds.name, "variant": label or variant, "seed": seed, "seconds": round(seconds, 1),
+           **cluster_report(ds.y, model.labels_),
+           "ams": model.average_membership_strength(X), "config": {**cfg, "n_components": s}}
     for name, cols in (("kmeans_codes_nmi", scores[:, :m]), ("kmeans_scores_nmi", scores)):
         labels = KMeans(k, n_init=10, random_state=seed).fit_predict(cols)
         row[name] = cluster_report(ds.y, labels)["nmi"]
@@ -72,8 +74,9 @@ def report(path: str) -> None:
           "seconds |\n|---|---|---|---|---|---|---|")
     for (data, variant, epochs, warmup), rs in groups.items():
         nmi = np.array([r["nmi"] for r in rs])
+        sd = nmi.std(ddof=1) if len(nmi) > 1 else 0.0
         km = np.mean([r["kmeans_codes_nmi"] for r in rs]), np.mean([r["kmeans_scores_nmi"] for r in rs])
-        print(f"| {data} | {variant} | {epochs} ({warmup}) | {nmi.mean():.3f} ± {nmi.std():.3f} | "
+        print(f"| {data} | {variant} | {epochs} ({warmup}) | {nmi.mean():.3f} ± {sd:.3f} | "
               f"{km[0]:.3f} / {km[1]:.3f} | {len(rs)} | "
               f"{np.median([r['seconds'] for r in rs]):.0f} |")
 
@@ -86,6 +89,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int)
     p.add_argument("--warmup", type=int)
+    p.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE",
+                   help="further GenKSC parameters, values as JSON (e.g. eta_cl=3 hidden=[512,512])")
+    p.add_argument("--label", help="name of the run in the report (default: the variant)")
     p.add_argument("--out", default="runs/genksc_choices.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
@@ -94,7 +100,10 @@ def main() -> None:
         return
     overrides = {key: value for key, value in (("epochs", args.epochs),
                                                ("warmup_epochs", args.warmup)) if value is not None}
-    run(args.data, args.variant, args.seed, args.out, overrides, args.split)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = json.loads(value)
+    run(args.data, args.variant, args.seed, args.out, overrides, args.split, args.label)
 
 
 if __name__ == "__main__":

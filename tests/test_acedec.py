@@ -4,6 +4,7 @@ V's orthogonality, reproducibility, checkpoints, bad input, interpretability out
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 from torch import nn
 
@@ -330,3 +331,21 @@ def test_denoising_pretraining_is_seeded_and_changes_the_network(blobs):
     assert not torch.equal(clean.encode(X), noisy.encode(X))
     with pytest.raises(ValueError, match="corruption"):
         train(1.0)
+
+
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_final_recluster_is_kmeans_on_the_final_embedding(cls, blobs):
+    X = blobs[0]
+    params = {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2)
+    plain = cls(3, autoencoder=ae, random_state=0, **params).fit(X)
+    model = cls(3, autoencoder=ae, random_state=0, final_recluster=True, **params).fit(X)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    # the same training; only the final centroids differ: the means of the k-means clusters
+    Z = torch.as_tensor(plain._embed(plain._check_X(X)))
+    torch.testing.assert_close(torch.as_tensor(model._embed(model._check_X(X))), Z)
+    for c in range(3):
+        torch.testing.assert_close(model.centroids_[c], Z[model.labels_ == c].mean(0))
+    space = model._assignment_space(Z).double().numpy()
+    kmeans = KMeans(3, n_init=10, random_state=model._int_seed(6)).fit(space)
+    assert cluster_report(kmeans.labels_, model.labels_)["nmi"] == pytest.approx(1.0)

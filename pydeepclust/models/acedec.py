@@ -124,7 +124,16 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
             self._clustering_epoch(X_train, optimizer, generator, epoch)
         self.autoencoder_.eval()
         with torch.no_grad():
-            self.labels_ = self._assign(self._embed(X)).cpu().numpy()
+            Z = self._embed(X)
+            if self.final_recluster:
+                self._recluster(Z)
+            self.labels_ = self._assign(Z).cpu().numpy()
+
+    def _recluster(self, Z: Tensor) -> None:
+        """k-means (10 starts) on the final embedding, in the metric of the assignments; the
+        centroids become the means of its clusters (so ``predict`` reproduces ``labels_``)."""
+        labels = torch.as_tensor(self._kmeans(self._assignment_space(Z), offset=6), device=Z.device)
+        self.centroids_, self.centroid_counts_ = self._cluster_means(Z, labels)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([{"params": self.autoencoder_.parameters()},
@@ -182,12 +191,14 @@ class DCN(_CentroidDeepClusterer):
                  autoencoder: Autoencoder | None = None, pretrain_epochs: int = 50,
                  epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  clustering_lr: float = 1e-4, random_state: int | None = 0,
-                 device: str | None = None, verbose: bool = False, standardize: bool = False):
+                 device: str | None = None, verbose: bool = False, standardize: bool = False,
+                 final_recluster: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize)
         self.lam = lam
         self.epochs = epochs
         self.clustering_lr = clustering_lr
+        self.final_recluster = final_recluster
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -200,6 +211,9 @@ class DCN(_CentroidDeepClusterer):
 
     def _extra_parameters(self) -> list[Tensor]:
         return []
+
+    def _assignment_space(self, z: Tensor) -> Tensor:
+        return z
 
     def _assign(self, z: Tensor) -> Tensor:
         return torch.cdist(z, self.centroids_).argmin(dim=1)
@@ -238,11 +252,12 @@ class ACeDeC(_CentroidDeepClusterer):
                  lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
                  init_steps: int = 200, init_lr: float = 1e-2, init: str = "subkmeans",
                  random_state: int | None = 0, device: str | None = None,
-                 verbose: bool = False, standardize: bool = False):
+                 verbose: bool = False, standardize: bool = False, final_recluster: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize)
         self.epochs = epochs
         self.clustering_lr = clustering_lr
+        self.final_recluster = final_recluster
         self.n_init = n_init
         self.init_steps = init_steps
         self.init_lr = init_lr
@@ -347,10 +362,13 @@ class ACeDeC(_CentroidDeepClusterer):
     def _extra_parameters(self) -> list[Tensor]:
         return [self.V_, self.b_]
 
+    def _assignment_space(self, z: Tensor) -> Tensor:
+        """V^T z scaled by beta_cs: Euclidean distances here are the assignment metric."""
+        return z @ self.V_.detach() * torch.sigmoid(self.b_.detach())
+
     def _assign(self, z: Tensor) -> Tensor:
-        beta_cs = torch.sigmoid(self.b_.detach())
-        rotated, centers = z @ self.V_.detach(), self.centroids_ @ self.V_.detach()
-        return torch.cdist(rotated * beta_cs, centers * beta_cs).argmin(dim=1)
+        centers = self._assignment_space(self.centroids_)
+        return torch.cdist(self._assignment_space(z), centers).argmin(dim=1)
 
     def _clustering_loss(self, x: Tensor, z: Tensor, labels: Tensor):
         return acedec_loss(x, z, self.autoencoder_.decode, self.V_, self.b_, self.centroids_,
@@ -459,6 +477,8 @@ def add_cli_arguments(parser) -> None:
     add_autoencoder_arguments(parser)
     parser.add_argument("--epochs", type=int, default=50, help="joint clustering epochs")
     parser.add_argument("--clustering-lr", type=float, default=1e-4)
+    parser.add_argument("--final-recluster", action="store_true",
+                        help="labels from k-means on the final embedding (the authors' library)")
     if cli_model_name(parser) == "dcn":
         parser.add_argument("--lam", type=float, default=1.0, help="trade-off lambda of eq. (4)")
 
@@ -469,7 +489,7 @@ def from_cli(args, dataset):
                   pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, clustering_lr=args.clustering_lr,
                   random_state=args.seed, device=args.device, verbose=not args.quiet,
-                  standardize=args.standardize)
+                  standardize=args.standardize, final_recluster=args.final_recluster)
     if args.model == "dcn":
         return DCN(lam=args.lam, **common)
     return ACeDeC(**common)
