@@ -349,3 +349,24 @@ def test_final_recluster_is_kmeans_on_the_final_embedding(cls, blobs):
     space = model._assignment_space(Z).double().numpy()
     kmeans = KMeans(3, n_init=10, random_state=model._int_seed(6)).fit(space)
     assert cluster_report(kmeans.labels_, model.labels_)["nmi"] == pytest.approx(1.0)
+
+
+def test_standardize_with_an_unscaled_autoencoder_is_refused(blobs):
+    X = blobs[0]
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=1)
+    with pytest.raises(ValueError, match="unscaled"):
+        AEKMeans(3, autoencoder=ae, latent_dim=4, hidden=(32,), standardize=True).fit(X)
+    scaled = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=1, standardize=True)
+    AEKMeans(3, autoencoder=scaled, latent_dim=4, hidden=(32,), standardize=True).fit(X)
+    with pytest.raises(ValueError, match="final_recluster"):
+        DCN(3, autoencoder=ae, latent_dim=4, hidden=(32,), final_recluster="no").fit(X)
+
+
+def test_checkpoints_without_input_scaling_still_load(blobs):
+    net = Autoencoder((6,), 4, hidden=(8,))
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("input_")}
+    fresh = Autoencoder((6,), 4, hidden=(8,))
+    fresh.load_state_dict(state)
+    assert not fresh.is_standardized
+    X = torch.as_tensor(blobs[0])
+    torch.testing.assert_close(fresh.embed(X), net.embed(X))

@@ -100,9 +100,10 @@ def random_orthogonal(d: int, generator: torch.Generator) -> Tensor:
 class _CentroidDeepClusterer(AutoencoderClusterer):
     """Pretrained autoencoder + k-means loss trained jointly, centroids by mini-batch k-means.
 
-    Subclasses define ``_init_clustering(Z)``, ``_assign(z)``, ``_clustering_loss(x, z, labels)``
-    and ``_extra_parameters()``; this class runs pretraining, the joint epochs and the final
-    assignment.
+    Subclasses define ``_init_clustering(Z)``, ``_assignment_space(z)`` (where Euclidean
+    distances are the assignment metric), ``_assign(z)``, ``_clustering_loss(x, z, labels)``
+    and ``_extra_parameters()``; this class runs pretraining, the joint epochs (on data
+    normalised by the autoencoder) and the final assignment.
     """
 
     def _check_params(self) -> None:
@@ -112,6 +113,9 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         if not isinstance(self.clustering_lr, (int, float)) or not self.clustering_lr > 0:
             raise ValueError(f"{name}: clustering_lr must be a positive number, "
                              f"got {self.clustering_lr!r}")
+        if not isinstance(self.final_recluster, bool):
+            raise ValueError(f"{name}: final_recluster must be True or False, "
+                             f"got {self.final_recluster!r}")
 
     def _fit(self, X: Tensor) -> None:
         self._check_params()
@@ -119,7 +123,7 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         self._init_clustering(self._embed(X))
         optimizer = self._optimizer()
         generator = self._generator(offset=4)
-        X_train = self.autoencoder_.normalize(self._training_data(X))  # losses in its units
+        X_train = self._training_data(self.autoencoder_.normalize(X))  # losses in its units
         for epoch in self._progress(range(self.epochs), "clustering"):
             self._clustering_epoch(X_train, optimizer, generator, epoch)
         self.autoencoder_.eval()
@@ -142,7 +146,8 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _clustering_epoch(self, X: Tensor, optimizer, generator: torch.Generator,
                           epoch: int) -> None:
-        """One pass: per batch, assign, one step on the loss, then the centroid update."""
+        """One pass over X (already normalised by the autoencoder): per batch, assign, one
+        step on the loss, then the centroid update."""
         net = self.autoencoder_.train()
         for idx in self._minibatches(len(X), self.batch_size, generator):
             x = X[idx].to(self._device())
@@ -239,6 +244,9 @@ class ACeDeC(_CentroidDeepClusterer):
         n_init, init_steps, init_lr: the §2.2 start is drawn ``n_init`` times (the lowest
             cluster + shared loss is kept), each with ``init_steps`` full-batch Adam steps on
             V and b with the network fixed.
+        standardize: the autoencoder pretrained here sees X z-scored (global mean and std).
+        final_recluster: labels from k-means (10 starts) on the final embedding, in the
+            assignment metric; the centroids become its cluster means (the authors' library).
         random_state: seeds everything; the same value gives the same labels.
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
@@ -425,7 +433,8 @@ class ACeDeC(_CentroidDeepClusterer):
 
     @torch.no_grad()
     def decode_rotated(self, rotated) -> np.ndarray:
-        """Decode points given in the rotated space (rows V^T z): ``dec(V y)``."""
+        """Decode points given in the rotated space (rows V^T z): ``dec(V y)`` in the data's
+        units (mapped back from the autoencoder's normalised ones)."""
         y = torch.as_tensor(np.asarray(rotated), dtype=torch.float32, device=self._device())
         net = self.autoencoder_
         return self._embed_in_batches(lambda v: net.denormalize(net.decode(v)),

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from pydeepclust.models.base import DeepClusterer, to_device_if_fits
+from pydeepclust.nn import ConvDecoder28
 from pydeepclust.nn import autoencoder as build_encoder_decoder
 
 
@@ -37,7 +38,6 @@ class Autoencoder(nn.Module):
             raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.latent_dim = latent_dim
-        self.is_conv = arch == "conv" or (arch == "auto" and self.sample_shape[-2:] == (28, 28))
         self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
                                                            tuple(hidden))
         self.register_buffer("input_shift", torch.zeros(()))
@@ -58,11 +58,17 @@ class Autoencoder(nn.Module):
                 encoder.bias.zero_()
                 decoder.bias.zero_()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the input scaling existed hold an unscaled network
+        state_dict.setdefault(prefix + "input_shift", torch.zeros(()))
+        state_dict.setdefault(prefix + "input_scale", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def standardize_to(self, X: Tensor) -> "Autoencoder":
         """Take the global mean and standard deviation of ``X`` as the input shift and scale
         (one number each, as ClustPy's examples z-score images: pixel ratios are kept)."""
-        if self.is_conv:
+        if isinstance(self.decoder, ConvDecoder28):
             raise ValueError("Autoencoder: the conv decoder ends in a sigmoid and needs inputs in "
                              "[0, 1]; standardize the input of an mlp autoencoder only")
         std = float(X.std())
@@ -78,8 +84,12 @@ class Autoencoder(nn.Module):
     def denormalize(self, x: Tensor) -> Tensor:
         return x * self.input_scale.to(x.device) + self.input_shift.to(x.device)
 
+    @property
+    def is_standardized(self) -> bool:
+        return bool(self.input_shift != 0 or self.input_scale != 1)
+
     def encode(self, x: Tensor) -> Tensor:
-        """The embedding of normalised input (see :meth:`normalize`)."""
+        """The embedding of normalised input (see :meth:`normalize`; :meth:`embed` takes raw)."""
         return self.encoder(x)
 
     def embed(self, x: Tensor) -> Tensor:
@@ -90,6 +100,7 @@ class Autoencoder(nn.Module):
         return self.decoder(z)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction of normalised input, in normalised units."""
         return self.decoder(self.encoder(x))
 
 
@@ -109,12 +120,13 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
 
     ``corruption`` > 0 trains a denoising autoencoder (the stacked denoising AE of DEC, whose
     pretraining the ACe/DeC paper follows): that fraction of each input's features is zeroed
-    (dropout, drawn from ``generator``) and the clean input is reconstructed.
+    (dropout, drawn from ``generator``) and the clean input is reconstructed. Zeroed in the
+    network's normalised units: for a standardized network that is the data's mean.
     """
     if not 0.0 <= corruption < 1.0:
         raise ValueError(f"train_autoencoder: corruption must lie in [0, 1), got {corruption!r}")
     net.to(device).train()
-    X = net.normalize(to_device_if_fits(X, device))
+    X = to_device_if_fits(net.normalize(X), device)
     # fused: one kernel for all parameters, 3x faster steps than foreach on the CPU
     optimizer = torch.optim.Adam(net.parameters(), lr=lr, fused=True)
     epoch_iter = range(epochs) if progress is None else progress(range(epochs), "pretraining")
@@ -175,6 +187,12 @@ class AutoencoderClusterer(DeepClusterer):
         if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):
             raise TypeError(f"{name}: autoencoder must be a pydeepclust Autoencoder or None, "
                             f"got {type(self.autoencoder).__name__}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"{name}: standardize must be True or False, got {self.standardize!r}")
+        if self.standardize and self.autoencoder is not None and not self.autoencoder.is_standardized:
+            raise ValueError(f"{name}: standardize=True applies to a network pretrained here; the "
+                             "given autoencoder was trained on unscaled data (pretrain it with "
+                             "pretrain_autoencoder(..., standardize=True))")
 
     def _build(self, sample_shape: tuple[int, ...]) -> None:
         with self._seeded(offset=1):

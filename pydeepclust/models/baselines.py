@@ -69,7 +69,8 @@ class AEKMeans(AutoencoderClusterer):
     """AE + k-means: k-means (``n_init`` starts) on the embedding of a pretrained autoencoder.
 
     ``autoencoder``: a pretrained :class:`~pydeepclust.models.autoencoder.Autoencoder`, or None
-    to pretrain one (``latent_dim``, ``arch``, ``hidden``, ``pretrain_epochs``, ``lr``).
+    to pretrain one (``latent_dim``, ``arch``, ``hidden``, ``pretrain_epochs``, ``lr``,
+    ``standardize``: z-score its input by the global mean and std).
     """
 
     def __init__(self, n_clusters: int = 10, latent_dim: int = 10, arch: str = "mlp",

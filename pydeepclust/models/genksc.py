@@ -190,7 +190,7 @@ class GenKSC(DeepClusterer):
             self.encoder_.train()
             self.decoder_.train()
             with_cluster = epoch >= self.warmup_epochs
-            sums: dict[str, Tensor] = {}
+            sums: dict[str, float] = {}
             batches = 0
             for idx in self._minibatches(len(X), self.batch_size, gen, drop_last=True):
                 parts = self.losses(X_train[idx].to(device), with_cluster)
@@ -201,10 +201,10 @@ class GenKSC(DeepClusterer):
                 loss.backward()
                 opt.step()
                 opt_u.step()
-                for k, v in parts.items():  # summed on the device: no sync per step
-                    sums[k] = sums.get(k, 0.0) + v.detach()
+                for k, v in parts.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
                 batches += 1
-            means = {k: float(v) / batches for k, v in sums.items()}
+            means = {k: v / batches for k, v in sums.items()}
             self.history_.append(means)
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix({k: f"{v:.3g}" for k, v in means.items()})

@@ -29,6 +29,8 @@ autograd graph of the dense loss holds several).
 
 from __future__ import annotations
 
+import copy
+
 import os
 from collections.abc import Sequence
 
@@ -354,7 +356,7 @@ class RSM(DeepClusterer):
 
     def _autoencoder_codes(self, X: Tensor) -> Tensor:
         if self.autoencoder is not None:
-            net = self.autoencoder
+            net = copy.deepcopy(self.autoencoder)  # the caller's network stays where it is
             if tuple(net.sample_shape) != tuple(X.shape[1:]):
                 raise ValueError(f"RSM: autoencoder was built for samples of shape "
                                  f"{net.sample_shape}, X has {tuple(X.shape[1:])}")
