@@ -108,6 +108,13 @@ def test_generation_and_traversals(fitted):
         assert trav[c, -1, :2] @ codes[c] == pytest.approx(1.5 * float(reach), rel=1e-5)
     comp = model.component_traversal_scores(X, steps=5)
     assert comp.shape == (s - 2, 5, s)
+    around = model.component_traversal_scores(X, components=[3], steps=5, cluster=1)
+    members = scores[torch.as_tensor(model.predict(X)) == 1]
+    torch.testing.assert_close(around[0, 2], members.mean(0))  # the middle step: the mean
+    assert around[0, -1, 3] == pytest.approx(float(members[:, 3].mean() + 3 * members[:, 3].std()),
+                                             rel=1e-5)
+    with pytest.raises(ValueError, match="cluster"):
+        model.component_traversal_scores(X, cluster=3)
     m = model.soft_memberships(X)
     assert m.shape == (len(X), 3)
     assert 1 / 3 <= model.average_membership_strength(X) <= 1

@@ -310,14 +310,26 @@ class GenKSC(DeepClusterer):
         return out
 
     def component_traversal_scores(self, X, components=None, steps: int = 8,
-                                   spread: float = 3.0) -> Tensor:
-        """Scores along higher components j >= code_width(k) around the data mean:
-        shape (len(components), steps, s), from −spread·std to +spread·std."""
+                                   spread: float = 3.0, cluster: int | None = None) -> Tensor:
+        """Scores along higher components j >= code_width(k): shape (len(components), steps, s),
+        from −spread·std to +spread·std around the mean score of X, or, with ``cluster``,
+        around the mean score of that cluster's points (std within the cluster): the global
+        mean lies between the clusters and decodes to a blur, a cluster's mean to one of its
+        typical samples, so that the component's effect shows on a real-looking item."""
         scores = torch.as_tensor(self.transform(X))
         m, s = self.codes_.shape[1], scores.shape[1]
         components = list(range(m, s)) if components is None else list(components)
         if any(not 0 <= j < s for j in components):
             raise ValueError(f"component_traversal_scores: components must lie in [0, {s})")
+        if cluster is not None:
+            if not 0 <= cluster < self.n_clusters:
+                raise ValueError(f"component_traversal_scores: cluster must lie in "
+                                 f"[0, {self.n_clusters}), got {cluster!r}")
+            members = torch.as_tensor(self.predict(X)) == cluster
+            if members.sum() < 2:
+                raise ValueError(f"component_traversal_scores: cluster {cluster} has fewer "
+                                 "than two points in X")
+            scores = scores[members]
         mean, std = scores.mean(0), scores.std(0)
         out = mean.repeat(len(components), steps, 1)
         t = torch.linspace(-spread, spread, steps)
@@ -370,6 +382,8 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
     """Cluster traversals, higher-component traversals and the score plot, as PNG files."""
     import os
 
+    import numpy as np
+
     from pydeepclust import viz
 
     k = model.n_clusters
@@ -381,7 +395,8 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
         images.numpy(), os.path.join(out_dir, "traversals.png"),
         row_labels=[f"s{c}" for c in range(k)],
         title="along each cluster code, to 1.5x the farthest training point")
-    comps = model.component_traversal_scores(X, steps=9)[:8]
+    largest = int(np.bincount(model.labels_, minlength=k).argmax())
+    comps = model.component_traversal_scores(X, steps=9, cluster=largest)[:8]
     if len(comps):
         imgs = model.generate(comps.reshape(-1, comps.shape[-1])).reshape(
             len(comps), 9, *model.sample_shape_)
@@ -389,7 +404,7 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
         files["components"] = viz.save_image_grid(
             imgs.numpy(), os.path.join(out_dir, "components.png"),
             row_labels=[f"e{m + j + 1}" for j in range(len(comps))],
-            title="higher score components, mean ± 3 std")
+            title=f"higher score components around cluster {largest}'s mean, ± 3 std")
     scores = model.transform(X)
     files["scores"] = viz.plot_scores(
         scores, model.labels_, os.path.join(out_dir, "scores.png"), codes=model.codes_.cpu(),
