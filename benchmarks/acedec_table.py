@@ -45,7 +45,8 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
                                       standardize=cfg.get("standardize", False), **ae_args)
             pretrain_s = time.perf_counter() - start
         for method in methods:
-            joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed, **ae_args)
+            joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed,
+                         final_recluster=cfg.get("final_recluster", False), **ae_args)
             model = {
                 "acedec": lambda: ACeDeC(k, **joint),
                 "ae-kmeans": lambda: AEKMeans(k, autoencoder=ae, random_state=seed, **ae_args),
@@ -73,7 +74,8 @@ def report(path: str) -> None:
     for r in rows:  # a column per data set and schedule: runs of other settings stay apart
         cfg = r["settings"]
         r["column"] = (f"{r['data']} ({cfg['pretrain_epochs']}+{cfg['epochs']} epochs"
-                       f"{', standardized' if cfg.get('standardize') else ''})")
+                       f"{', standardized' if cfg.get('standardize') else ''}"
+                       f"{', reclustered' if cfg.get('final_recluster') else ''})")
         by[(r["method"], r["column"])].append(r)
     datas = list(dict.fromkeys(r["column"] for r in rows))
     print("| method | " + " | ".join(datas) + " |")
@@ -104,6 +106,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--standardize", action="store_true",
                    help="z-score the autoencoders' input (pretrain_autoencoder(standardize=True))")
+    p.add_argument("--final-recluster", action="store_true",
+                   help="ACe/DeC and DCN labels from k-means on the final embedding")
     p.add_argument("--out", default="runs/acedec_table.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
@@ -112,8 +116,9 @@ def main() -> None:
         return
     overrides = {k: v for k, v in (("pretrain_epochs", args.pretrain_epochs),
                                    ("epochs", args.epochs)) if v is not None}
-    if args.standardize:
-        overrides["standardize"] = True
+    for flag in ("standardize", "final_recluster"):
+        if getattr(args, flag):
+            overrides[flag] = True
     run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
 
 
