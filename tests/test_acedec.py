@@ -360,6 +360,8 @@ def test_standardize_with_an_unscaled_autoencoder_is_refused(blobs):
     AEKMeans(3, autoencoder=scaled, latent_dim=4, hidden=(32,), standardize=True).fit(X)
     with pytest.raises(ValueError, match="final_recluster"):
         DCN(3, autoencoder=ae, latent_dim=4, hidden=(32,), final_recluster="no").fit(X)
+    with pytest.raises(ValueError, match="standardize"):
+        AEKMeans(3, latent_dim=4, hidden=(32,), standardize="yes").fit(X)
 
 
 def test_checkpoints_without_input_scaling_still_load(blobs):

@@ -208,9 +208,9 @@ class GenKSC(DeepClusterer):
             self.history_.append(means)
             if hasattr(epochs, "set_postfix"):
                 epochs.set_postfix({k: f"{v:.3g}" for k, v in means.items()})
-            self._finalize(X)
+            self._finalize(X_train)
             if self.align_codes and epoch + 1 == self.warmup_epochs:
-                self._align_codes(X)
+                self._align_codes(X_train)
             if self.checkpoint_path and (epoch + 1) % self.checkpoint_every == 0:
                 self.save(self.checkpoint_path)
         if self.checkpoint_path:
