@@ -372,3 +372,88 @@ def test_checkpoints_without_input_scaling_still_load(blobs):
     assert not fresh.is_standardized
     X = torch.as_tensor(blobs[0])
     torch.testing.assert_close(fresh.embed(X), net.embed(X))
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    ds = load_dataset("digits012")
+    return ds.images()[:192], ds.y[:192]
+
+
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_augmentation_loss_is_the_mean_over_originals_and_copies(cls, digit_images,
+                                                                 monkeypatch):
+    """Per batch: the loss on the batch and on its augmented copy, which keeps the originals'
+    assignments, averaged (the paper's §2.2 as the authors' library computes it)."""
+    from pydeepclust.models.autoencoder import augment_normalized
+
+    X = digit_images[0]
+    params = {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
+    model = cls(3, augmentation_invariance=True, random_state=0, **{**params, "epochs": 0}).fit(X)
+    calls, checked = [], []
+    loss_fn, check_fn = model._clustering_loss, model._check_loss
+
+    def recorded_loss(x, z, labels):
+        calls.append((x, labels, loss_fn(x, z, labels)))
+        return calls[-1][2]
+
+    def recorded_check(loss, *args):
+        checked.append(loss.detach())
+        return check_fn(loss, *args)
+
+    monkeypatch.setattr(model, "_clustering_loss", recorded_loss)
+    monkeypatch.setattr(model, "_check_loss", recorded_check)
+    X_train = model.autoencoder_.normalize(torch.as_tensor(X))
+    optimizer = torch.optim.SGD(model.autoencoder_.parameters(), lr=0.0)  # the net stays put
+    model._clustering_epoch(X_train, optimizer, torch.Generator().manual_seed(7), 0)
+
+    replay = torch.Generator().manual_seed(7)
+    batches = list(model._minibatches(len(X), model.batch_size, replay))
+    assert len(calls) == 2 * len(batches) and len(checked) == len(batches)
+    for b, idx in enumerate(batches):
+        (x, labels, (loss, _)), (x_aug, labels_aug, (loss_aug, _)) = calls[2 * b:2 * b + 2]
+        torch.testing.assert_close(x, X_train[idx])
+        torch.testing.assert_close(x_aug, augment_normalized(model.autoencoder_, x, replay))
+        assert not torch.allclose(x_aug, x)
+        assert torch.equal(labels_aug, labels)
+        torch.testing.assert_close(checked[b], ((loss + loss_aug) / 2).detach())
+
+
+def test_augmentation_is_seeded_and_changes_the_result(digit_images):
+    X = digit_images[0]
+    fit = lambda aug: ACeDeC(3, augmentation_invariance=aug, random_state=0, **SMALL).fit(X)
+    plain, augmented, again = fit(False), fit(True), fit(True)
+    assert np.array_equal(augmented.labels_, again.labels_)
+    torch.testing.assert_close(augmented.transform(X), again.transform(X), rtol=0, atol=0)
+    assert not np.allclose(plain.transform(X), augmented.transform(X))
+
+
+def test_augmented_pretraining_is_seeded_and_changes_the_network(digit_images):
+    X = digit_images[0]
+    train = lambda aug: pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2,
+                                             augmentation_invariance=aug).embed(torch.as_tensor(X))
+    plain, augmented, again = train(False), train(True), train(True)
+    torch.testing.assert_close(augmented, again, rtol=0, atol=0)
+    assert not torch.allclose(plain, augmented)
+
+
+@pytest.mark.parametrize("cls", [ACeDeC, DCN, AEKMeans])
+def test_augmentation_needs_images(cls, digit_images):
+    X = digit_images[0]
+    with pytest.raises(ValueError, match="augmentation_invariance needs images"):
+        cls(3, augmentation_invariance=True, latent_dim=4, hidden=(8,),
+            pretrain_epochs=0).fit(X.reshape(len(X), -1))
+    with pytest.raises(ValueError, match="augmentation_invariance must be True or False"):
+        cls(3, augmentation_invariance="yes", latent_dim=4, hidden=(8,), pretrain_epochs=0).fit(X)
+
+
+@pytest.mark.parametrize("model", ["acedec", "dcn", "ae-kmeans"])
+def test_cli_augment(model, tmp_path, capsys):
+    out = tmp_path / model
+    extra = [] if model == "ae-kmeans" else ["--epochs", "1"]
+    assert cli_main(["fit", model, "--data", "digits012", "--quiet", "--augment", "--hidden",
+                     "16", "--latent-dim", "3", "--pretrain-epochs", "1", "--out", str(out),
+                     *extra]) == 0
+    assert "NMI" in capsys.readouterr().out
+    loaded = {"acedec": ACeDeC, "dcn": DCN, "ae-kmeans": AEKMeans}[model].load(out / "model.pt")
+    assert loaded.augmentation_invariance is True

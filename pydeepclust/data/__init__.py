@@ -7,6 +7,7 @@ int64 labels. Nothing is ever downloaded: Fashion-MNIST comes from the Debian
 package ``dataset-fashion-mnist`` (``apt-get install -y dataset-fashion-mnist``).
 """
 
+from pydeepclust.data.augment import affine_images, random_affine
 from pydeepclust.data.base import Dataset, select_classes, stratified_split
 from pydeepclust.data.idx import read_idx
 from pydeepclust.data.images import (
@@ -36,6 +37,8 @@ __all__ = [
     "make_ksc_blobs",
     "make_synth25",
     "make_two_circles",
+    "affine_images",
+    "random_affine",
     "read_idx",
     "select_classes",
     "stratified_split",

@@ -26,8 +26,8 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
 from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
-                                            add_autoencoder_arguments, cli_model_name,
-                                            parse_hidden, reconstruction_loss)
+                                            add_autoencoder_arguments, augment_normalized,
+                                            cli_model_name, parse_hidden, reconstruction_loss)
 
 __all__ = ["ACeDeC", "DCN", "acedec_loss", "minibatch_kmeans_update", "retract_orthogonal"]
 
@@ -147,13 +147,23 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
     def _clustering_epoch(self, X: Tensor, optimizer, generator: torch.Generator,
                           epoch: int) -> None:
         """One pass over X (already normalised by the autoencoder): per batch, assign, one
-        step on the loss, then the centroid update."""
+        step on the loss, then the centroid update.
+
+        With ``augmentation_invariance`` (the paper's §2.2, as the authors' library does it)
+        the loss is the mean of the loss on the batch and on a random affine copy of it whose
+        samples keep the original's assignments (so each augmented image is pulled to its
+        original's centroid, and reconstructs itself); centroids follow the originals."""
         net = self.autoencoder_.train()
         for idx in self._minibatches(len(X), self.batch_size, generator):
             x = X[idx].to(self._device())
             z = net.encode(x)
             labels = self._assign(z.detach())
             loss, parts = self._clustering_loss(x, z, labels)
+            if self.augmentation_invariance:
+                x_aug = augment_normalized(net, x, generator)
+                loss_aug, parts_aug = self._clustering_loss(x_aug, net.encode(x_aug), labels)
+                loss = (loss + loss_aug) / 2
+                parts = {**parts, **{f"{k} (augmented)": v for k, v in parts_aug.items()}}
             self._check_loss(loss, epoch, parts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -197,9 +207,10 @@ class DCN(_CentroidDeepClusterer):
                  epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  clustering_lr: float = 1e-4, random_state: int | None = 0,
                  device: str | None = None, verbose: bool = False, standardize: bool = False,
-                 final_recluster: bool = False):
+                 final_recluster: bool = False, augmentation_invariance: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose, standardize)
+                         batch_size, lr, random_state, device, verbose, standardize,
+                         augmentation_invariance)
         self.lam = lam
         self.epochs = epochs
         self.clustering_lr = clustering_lr
@@ -247,6 +258,10 @@ class ACeDeC(_CentroidDeepClusterer):
         standardize: the autoencoder pretrained here sees X z-scored (global mean and std).
         final_recluster: labels from k-means (10 starts) on the final embedding, in the
             assignment metric; the centroids become its cluster means (the authors' library).
+        augmentation_invariance: the paper's optional augmentation (§2.2) for images (X of
+            shape (n, H, W) or (n, C, H, W)): a randomly rotated, shifted and sheared copy of
+            each batch (:func:`~pydeepclust.data.random_affine`) is pulled to the centroids of
+            the originals; the autoencoder pretrained here also sees augmented images.
         random_state: seeds everything; the same value gives the same labels.
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
@@ -260,9 +275,11 @@ class ACeDeC(_CentroidDeepClusterer):
                  lr: float = 1e-3, clustering_lr: float = 1e-4, n_init: int = 10,
                  init_steps: int = 200, init_lr: float = 1e-2, init: str = "subkmeans",
                  random_state: int | None = 0, device: str | None = None,
-                 verbose: bool = False, standardize: bool = False, final_recluster: bool = False):
+                 verbose: bool = False, standardize: bool = False, final_recluster: bool = False,
+                 augmentation_invariance: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose, standardize)
+                         batch_size, lr, random_state, device, verbose, standardize,
+                         augmentation_invariance)
         self.epochs = epochs
         self.clustering_lr = clustering_lr
         self.final_recluster = final_recluster
@@ -498,7 +515,8 @@ def from_cli(args, dataset):
                   pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, clustering_lr=args.clustering_lr,
                   random_state=args.seed, device=args.device, verbose=not args.quiet,
-                  standardize=args.standardize, final_recluster=args.final_recluster)
+                  standardize=args.standardize, final_recluster=args.final_recluster,
+                  augmentation_invariance=args.augment)
     if args.model == "dcn":
         return DCN(lam=args.lam, **common)
     return ACeDeC(**common)

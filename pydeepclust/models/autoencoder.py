@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pydeepclust.data.augment import random_affine
 from pydeepclust.models.base import DeepClusterer, to_device_if_fits
 from pydeepclust.nn import ConvDecoder28
 from pydeepclust.nn import autoencoder as build_encoder_decoder
@@ -113,10 +114,21 @@ def reconstruction_loss(x: Tensor, x_hat: Tensor) -> Tensor:
     return (x - x_hat).pow(2).reshape(len(x), -1).sum(dim=1).mean()
 
 
+def augment_normalized(net: Autoencoder, x: Tensor, generator: torch.Generator) -> Tensor:
+    """:func:`~pydeepclust.data.random_affine` of a batch in ``net``'s normalised units:
+    augmented in the data's own units (so pixels moved in are black), normalised again."""
+    return net.normalize(random_affine(net.denormalize(x), generator))
+
+
 def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int, lr: float,
                       generator: torch.Generator, device: torch.device, progress=None,
-                      check_loss=None, corruption: float = 0.0) -> Autoencoder:
+                      check_loss=None, corruption: float = 0.0,
+                      augment: bool = False) -> Autoencoder:
     """Adam on the reconstruction loss, shuffled mini-batches drawn from ``generator``.
+
+    ``augment``: every batch is a fresh random rotation/shift/shear of the images
+    (:func:`augment_normalized`; X must hold images, (n, H, W) or (n, C, H, W)), as the
+    authors' library pretrains when augmentation invariance is asked for.
 
     ``corruption`` > 0 trains a denoising autoencoder (the stacked denoising AE of DEC, whose
     pretraining the ACe/DeC paper follows): that fraction of each input's features is zeroed
@@ -133,6 +145,8 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
     for epoch in epoch_iter:
         for idx in torch.randperm(len(X), generator=generator).split(batch_size):
             x = X[idx].to(device)
+            if augment:
+                x = augment_normalized(net, x, generator)
             x_in = x
             if corruption > 0:
                 keep = torch.rand(x.shape, generator=generator) >= corruption
@@ -153,15 +167,18 @@ class AutoencoderClusterer(DeepClusterer):
     :class:`Autoencoder` pretrained elsewhere (used as a deep copy) or None to pretrain one
     here for ``pretrain_epochs``. ``standardize``: the network pretrained here sees the data
     z-scored by its global mean and standard deviation (:meth:`Autoencoder.standardize_to`;
-    a given ``autoencoder`` keeps the scaling it was pretrained with). Instantiated directly,
-    it only pretrains (see :func:`pretrain_autoencoder`).
+    a given ``autoencoder`` keeps the scaling it was pretrained with). ``augmentation_invariance``:
+    the network pretrained here sees randomly rotated, shifted and sheared images
+    (:func:`~pydeepclust.data.random_affine`; X must be (n, H, W) or (n, C, H, W)); the
+    clustering models also use it in their clustering loss. Instantiated directly, it only
+    pretrains (see :func:`pretrain_autoencoder`).
     """
 
     def __init__(self, n_clusters: int = 1, latent_dim: int = 10, arch: str = "mlp",
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  random_state: int | None = 0, device: str | None = None, verbose: bool = False,
-                 standardize: bool = False):
+                 standardize: bool = False, augmentation_invariance: bool = False):
         self.n_clusters = n_clusters
         self.latent_dim = latent_dim
         self.arch = arch
@@ -174,6 +191,7 @@ class AutoencoderClusterer(DeepClusterer):
         self.device = device
         self.verbose = verbose
         self.standardize = standardize
+        self.augmentation_invariance = augmentation_invariance
 
     def _check_common_params(self) -> None:
         name = type(self).__name__
@@ -187,8 +205,10 @@ class AutoencoderClusterer(DeepClusterer):
         if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):
             raise TypeError(f"{name}: autoencoder must be a pydeepclust Autoencoder or None, "
                             f"got {type(self.autoencoder).__name__}")
-        if not isinstance(self.standardize, bool):
-            raise ValueError(f"{name}: standardize must be True or False, got {self.standardize!r}")
+        for flag in ("standardize", "augmentation_invariance"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{name}: {flag} must be True or False, "
+                                 f"got {getattr(self, flag)!r}")
         if self.standardize and self.autoencoder is not None and not self.autoencoder.is_standardized:
             raise ValueError(f"{name}: standardize=True applies to a network pretrained here; the "
                              "given autoencoder was trained on unscaled data (pretrain it with "
@@ -205,6 +225,10 @@ class AutoencoderClusterer(DeepClusterer):
     def _pretrained_autoencoder(self, X: Tensor) -> Autoencoder:
         """Set ``autoencoder_``: a copy of the given network, or a new one pretrained on X."""
         self._check_common_params()
+        if self.augmentation_invariance and X.dim() < 3:
+            raise ValueError(f"{type(self).__name__}: augmentation_invariance needs images: X of "
+                             f"shape (n, H, W) or (n, C, H, W), got {tuple(X.shape)} (reshape "
+                             "flat samples to their image shape)")
         if self.autoencoder is not None:
             if tuple(self.autoencoder.sample_shape) != tuple(X.shape[1:]):
                 raise ValueError(
@@ -217,7 +241,8 @@ class AutoencoderClusterer(DeepClusterer):
             self.autoencoder_.standardize_to(X)
         return train_autoencoder(self.autoencoder_, X, self.pretrain_epochs, self.batch_size,
                                  self.lr, self._generator(offset=2), self._device(),
-                                 self._progress, self._check_loss)
+                                 self._progress, self._check_loss,
+                                 augment=self.augmentation_invariance)
 
     @torch.no_grad()
     def _embed(self, X: Tensor) -> Tensor:
@@ -229,15 +254,19 @@ def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
                          hidden: Sequence[int] = (500, 500, 2000), epochs: int = 50,
                          batch_size: int = 256, lr: float = 1e-3, random_state: int | None = 0,
                          device: str | None = None, verbose: bool = False,
-                         standardize: bool = False) -> Autoencoder:
+                         standardize: bool = False,
+                         augmentation_invariance: bool = False) -> Autoencoder:
     """Build and pretrain an :class:`Autoencoder` on ``X`` (squared error, Adam), reproducible
     with ``random_state``; pass the result as ``autoencoder=`` to several clusterers. A
     clusterer given the same settings and no autoencoder pretrains the identical network.
-    ``standardize``: train on X z-scored by its global mean and std (kept in the network)."""
+    ``standardize``: train on X z-scored by its global mean and std (kept in the network).
+    ``augmentation_invariance``: train on randomly rotated, shifted and sheared images (X of
+    shape (n, H, W) or (n, C, H, W))."""
     holder = AutoencoderClusterer(latent_dim=latent_dim, arch=arch, hidden=hidden,
                                   pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
                                   random_state=random_state, device=device, verbose=verbose,
-                                  standardize=standardize)
+                                  standardize=standardize,
+                                  augmentation_invariance=augmentation_invariance)
     return holder._pretrained_autoencoder(holder._check_X(X, fitting=True))
 
 
@@ -260,6 +289,10 @@ def add_autoencoder_arguments(parser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
     parser.add_argument("--standardize", action="store_true",
                         help="z-score the input by its global mean and std (mlp only)")
+    parser.add_argument("--augment", action="store_true",
+                        help="augmentation invariance (image data): pretrain on randomly "
+                             "rotated/shifted/sheared images; DCN and ACe/DeC also pull each "
+                             "augmented image to its original's centroid (the paper's §2.2)")
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

@@ -70,16 +70,20 @@ class AEKMeans(AutoencoderClusterer):
 
     ``autoencoder``: a pretrained :class:`~pydeepclust.models.autoencoder.Autoencoder`, or None
     to pretrain one (``latent_dim``, ``arch``, ``hidden``, ``pretrain_epochs``, ``lr``,
-    ``standardize``: z-score its input by the global mean and std).
+    ``standardize``: z-score its input by the global mean and std; ``augmentation_invariance``:
+    pretrain on randomly rotated, shifted and sheared images, the baseline for the
+    augmented ACe/DeC and DCN).
     """
 
     def __init__(self, n_clusters: int = 10, latent_dim: int = 10, arch: str = "mlp",
                  hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  n_init: int = 10, random_state: int | None = 0, device: str | None = None,
-                 verbose: bool = False, standardize: bool = False):
+                 verbose: bool = False, standardize: bool = False,
+                 augmentation_invariance: bool = False):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
-                         batch_size, lr, random_state, device, verbose, standardize)
+                         batch_size, lr, random_state, device, verbose, standardize,
+                         augmentation_invariance)
         self.n_init = n_init
 
     def _fit(self, X: Tensor) -> None:
@@ -196,7 +200,8 @@ def from_cli(args, dataset):
     return AEKMeans(k, latent_dim=args.latent_dim, arch=args.arch, hidden=parse_hidden(args.hidden),
                     pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
                     n_init=args.n_init or 10, random_state=args.seed, device=args.device,
-                    verbose=not args.quiet, standardize=args.standardize)
+                    verbose=not args.quiet, standardize=args.standardize,
+                    augmentation_invariance=args.augment)
 
 
 def cli_outputs(model, X, dataset, out_dir) -> dict[str, str]:
