@@ -36,17 +36,21 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
     cfg = {**SETTINGS[data], **overrides}
     for seed in seeds:
         ds = load_dataset(data, split=split, random_state=seed)
+        augment = cfg.get("augmentation_invariance", False)
         X, y, k = ds.X, ds.y, ds.n_classes
+        X_deep = ds.images() if augment else X  # augmentation needs the images' shape
         ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
         ae, pretrain_s = None, 0.0
         if any(m not in ("kmeans", "subkmeans") for m in methods):
             start = time.perf_counter()
-            ae = pretrain_autoencoder(X, epochs=cfg["pretrain_epochs"], random_state=seed,
-                                      standardize=cfg.get("standardize", False), **ae_args)
+            ae = pretrain_autoencoder(X_deep, epochs=cfg["pretrain_epochs"], random_state=seed,
+                                      standardize=cfg.get("standardize", False),
+                                      augmentation_invariance=augment, **ae_args)
             pretrain_s = time.perf_counter() - start
         for method in methods:
             joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed,
-                         final_recluster=cfg.get("final_recluster", False), **ae_args)
+                         final_recluster=cfg.get("final_recluster", False),
+                         augmentation_invariance=augment, **ae_args)
             model = {
                 "acedec": lambda: ACeDeC(k, **joint),
                 "ae-kmeans": lambda: AEKMeans(k, autoencoder=ae, random_state=seed, **ae_args),
@@ -54,7 +58,7 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
                 "subkmeans": lambda: SubKMeans(k, random_state=seed),
             }.get(method) or (lambda: DCN(k, lam=float(method[3:]), **joint))
             start = time.perf_counter()
-            est = model().fit(X)
+            est = model().fit(X if method in ("kmeans", "subkmeans") else X_deep)
             wall = time.perf_counter() - start
             row = {"data": ds.name, "method": method, "seed": seed, "fit_s": round(wall, 1),
                    "pretrain_s": round(pretrain_s, 1) if ae is not None and method not in
@@ -75,7 +79,8 @@ def report(path: str) -> None:
         cfg = r["settings"]
         r["column"] = (f"{r['data']} ({cfg['pretrain_epochs']}+{cfg['epochs']} epochs"
                        f"{', standardized' if cfg.get('standardize') else ''}"
-                       f"{', reclustered' if cfg.get('final_recluster') else ''})")
+                       f"{', reclustered' if cfg.get('final_recluster') else ''}"
+                       f"{', augmented' if cfg.get('augmentation_invariance') else ''})")
         by[(r["method"], r["column"])].append(r)
     datas = list(dict.fromkeys(r["column"] for r in rows))
     print("| method | " + " | ".join(datas) + " |")
@@ -108,6 +113,9 @@ def main() -> None:
                    help="z-score the autoencoders' input (pretrain_autoencoder(standardize=True))")
     p.add_argument("--final-recluster", action="store_true",
                    help="ACe/DeC and DCN labels from k-means on the final embedding")
+    p.add_argument("--augment", action="store_true",
+                   help="augmentation invariance (the paper's +Aug rows): augmented pretraining, "
+                        "and ACe/DeC and DCN pull augmented images to their originals' centroids")
     p.add_argument("--out", default="runs/acedec_table.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
@@ -116,9 +124,10 @@ def main() -> None:
         return
     overrides = {k: v for k, v in (("pretrain_epochs", args.pretrain_epochs),
                                    ("epochs", args.epochs)) if v is not None}
-    for flag in ("standardize", "final_recluster"):
+    for flag, key in (("standardize", "standardize"), ("final_recluster", "final_recluster"),
+                      ("augment", "augmentation_invariance")):
         if getattr(args, flag):
-            overrides[flag] = True
+            overrides[key] = True
     run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
 
 

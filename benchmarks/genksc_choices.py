@@ -4,7 +4,8 @@ Each variant fits GenKSC once (seeded) and reports the NMI of its labels (neares
 by cosine, the method's own assignment) and, as a diagnosis, of k-means on its scores (the first
 code_width(k) and all s): when k-means on the scores beats the codes, the cluster loss has not
 aligned the clusters with the codes; when both are low, the features themselves do not separate
-the classes.
+the classes. ``final_loss`` holds the terms of eq. (3) after training on (up to) the first 2,048
+training samples, to see whether the objective, like AMS, could pick the better of several runs.
 
 One JSON line per run goes to ``--out``; ``--report`` prints the table.
 
@@ -31,6 +32,7 @@ VARIANTS = {  # on top of the CLI preset of the data set (pydeepclust.models.gen
 def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: str,
         label: str | None = None) -> None:
     import numpy as np
+    import torch
     from sklearn.cluster import KMeans
 
     import pydeepclust.ops as ops
@@ -49,10 +51,16 @@ def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: st
     model = GenKSC(n_clusters=k, n_components=s, random_state=seed, verbose=False, **cfg).fit(X)
     seconds = time.perf_counter() - start
     scores = np.asarray(model.transform(X))
+    model.encoder_.eval()
+    model.decoder_.eval()
+    with torch.no_grad():
+        final_loss = {name: float(value) for name, value in
+                      model.losses(torch.as_tensor(X[:2048]).to(model._device())).items()}
     m = ops.code_width(k)
     row = {"data": ds.name, "variant": label or variant, "seed": seed, "seconds": round(seconds, 1),
            **cluster_report(ds.y, model.labels_),
-           "ams": model.average_membership_strength(X), "config": {**cfg, "n_components": s}}
+           "ams": model.average_membership_strength(X), "final_loss": final_loss,
+           "config": {**cfg, "n_components": s}}
     for name, cols in (("kmeans_codes_nmi", scores[:, :m]), ("kmeans_scores_nmi", scores)):
         labels = KMeans(k, n_init=10, random_state=seed).fit_predict(cols)
         row[name] = cluster_report(ds.y, labels)["nmi"]
