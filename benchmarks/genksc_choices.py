@@ -87,6 +87,32 @@ def report(path: str) -> None:
         print(f"| {data} | {variant} | {epochs} ({warmup}) | {nmi.mean():.3f} ± {sd:.3f} | "
               f"{km[0]:.3f} / {km[1]:.3f} | {len(rs)} | "
               f"{np.median([r['seconds'] for r in rs]):.0f} |")
+    selection(groups)
+
+
+def selection(groups) -> None:
+    """Could a run's own numbers pick the better of several seeds? Per group with final loss
+    terms: Spearman correlation of each with NMI, and the NMI of the run it would pick (lowest
+    loss, highest AMS)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    lines = []
+    for (data, variant, _, _), rs in groups.items():
+        rs = [r for r in rs if "final_loss" in r]
+        if len(rs) < 3:
+            continue
+        nmi = np.array([r["nmi"] for r in rs])
+        criteria = {f"{term} loss": np.array([r["final_loss"][term] for r in rs])
+                    for term in rs[0]["final_loss"]}
+        criteria["-AMS"] = -np.array([r["ams"] for r in rs])
+        cells = [f"{name}: ρ = {spearmanr(v, nmi)[0]:+.2f}, picks {nmi[v.argmin()]:.3f}"
+                 for name, v in criteria.items()]
+        lines.append(f"| {data} | {variant} | {len(rs)} | {nmi.max():.3f} | {'; '.join(cells)} |")
+    if lines:
+        print("\n| data | variant | seeds | best NMI | selection by the run's own numbers |\n"
+              "|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def main() -> None:
