@@ -447,6 +447,13 @@ def test_augmentation_needs_images(cls, digit_images):
         cls(3, augmentation_invariance="yes", latent_dim=4, hidden=(8,), pretrain_epochs=0).fit(X)
 
 
+def test_aekmeans_refuses_augmentation_it_cannot_apply(digit_images):
+    X = digit_images[0]
+    ae = pretrain_autoencoder(X, latent_dim=4, hidden=(8,), epochs=0)
+    with pytest.raises(ValueError, match="given autoencoder"):
+        AEKMeans(3, autoencoder=ae, augmentation_invariance=True, latent_dim=4).fit(X)
+
+
 @pytest.mark.parametrize("model", ["acedec", "dcn", "ae-kmeans"])
 def test_cli_augment(model, tmp_path, capsys):
     out = tmp_path / model

@@ -98,3 +98,13 @@ def test_empty_batch():
 def test_bad_input(images, kwargs, error, match):
     with pytest.raises(error, match=match):
         random_affine(images, **kwargs)
+
+
+@pytest.mark.parametrize("angle, shear, shift, match", [
+    (torch.zeros(3), torch.zeros(4), torch.zeros(4, 2), "angle"),
+    (torch.zeros(4), 0.0, torch.zeros(4, 2), "shear"),
+    (torch.zeros(4), torch.zeros(4), torch.zeros(4), "shift"),
+])
+def test_affine_images_checks_its_parameters(angle, shear, shift, match):
+    with pytest.raises(ValueError, match=match):
+        affine_images(torch.zeros(4, 8, 8), angle, shear, shift)

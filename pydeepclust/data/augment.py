@@ -35,6 +35,12 @@ def affine_images(images: Tensor, angle: Tensor, shear: Tensor, shift: Tensor) -
     """
     x = _as_nchw(images, "affine_images")
     n, _, h, w = x.shape
+    for name, value, shape in (("angle", angle, (n,)), ("shear", shear, (n,)),
+                               ("shift", shift, (n, 2))):
+        if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"affine_images: {name} must be a tensor of shape {shape} (one per "
+                             f"image), got {got}")
     if n == 0:
         return images.clone()
     kw = dict(device=x.device, dtype=x.dtype)

@@ -87,6 +87,10 @@ class AEKMeans(AutoencoderClusterer):
         self.n_init = n_init
 
     def _fit(self, X: Tensor) -> None:
+        if self.augmentation_invariance and self.autoencoder is not None:
+            raise ValueError("AEKMeans: augmentation_invariance only changes the pretraining; with "
+                             "a given autoencoder it would do nothing (pretrain that network with "
+                             "pretrain_autoencoder(..., augmentation_invariance=True))")
         self._pretrained_autoencoder(X)
         Z = self._embed(X)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
