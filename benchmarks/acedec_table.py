@@ -2,7 +2,8 @@
 AE + k-means, k-means and Sub-K-Means, mean +- sd over seeds, with wall times.
 
 Per seed one autoencoder is pretrained and handed to every AE-based method (as the paper
-does). Every finished run is appended to ``--out`` (JSON lines), so a cut-off run keeps what
+does); with ``--autoencoders DIR`` it is kept there and reused by later runs of the same
+data, seed and pretraining settings (so a new clustering setting costs no pretraining). Every finished run is appended to ``--out`` (JSON lines), so a cut-off run keeps what
 it measured; ``--report`` prints the markdown table from that file.
 
   python benchmarks/acedec_table.py --data synth25 --seeds 0 1 2 --out runs/table1.jsonl
@@ -12,7 +13,9 @@ it measured; ``--report`` prints the markdown table from that file.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import time
 from collections import defaultdict
 
@@ -27,11 +30,41 @@ SETTINGS = {
 ALL_METHODS = ("acedec", "dcn0.1", "dcn1", "dcn10", "ae-kmeans", "kmeans", "subkmeans")
 
 
-def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all") -> None:
+def pretrained(X, seed: int, cfg: dict, cache_path: str | None):
+    """(autoencoder, pretraining seconds): pretrained on X, or read from ``cache_path``."""
+    import torch
+
+    from pydeepclust.models import Autoencoder, pretrain_autoencoder
+
+    ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
+    if cache_path and os.path.exists(cache_path):
+        saved = torch.load(cache_path, map_location="cpu", weights_only=True)
+        ae = Autoencoder(tuple(X.shape[1:]), **ae_args)
+        ae.load_state_dict(saved["state_dict"])
+        return ae.eval(), saved["pretrain_s"]
+    start = time.perf_counter()
+    ae = pretrain_autoencoder(X, epochs=cfg["pretrain_epochs"], random_state=seed,
+                              standardize=cfg.get("standardize", False),
+                              augmentation_invariance=cfg.get("augmentation_invariance", False),
+                              **ae_args)
+    pretrain_s = round(time.perf_counter() - start, 1)
+    if cache_path:
+        torch.save({"state_dict": ae.state_dict(), "pretrain_s": pretrain_s}, cache_path)
+    return ae, pretrain_s
+
+
+def cache_name(data: str, split: str, seed: int, cfg: dict) -> str:
+    """One file per data set, split, seed and the settings pretraining depends on."""
+    keys = ("latent_dim", "hidden", "pretrain_epochs", "standardize", "augmentation_invariance")
+    tag = hashlib.sha1(json.dumps([cfg.get(k) for k in keys]).encode()).hexdigest()[:10]
+    return f"{data}_{split}_s{seed}_{tag}.pt"
+
+
+def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all",
+        autoencoder_dir: str | None = None) -> None:
     from pydeepclust.data import load_dataset
     from pydeepclust.metrics import cluster_report
-    from pydeepclust.models import (DCN, ACeDeC, AEKMeans, KMeansBaseline, SubKMeans,
-                                    pretrain_autoencoder)
+    from pydeepclust.models import DCN, ACeDeC, AEKMeans, KMeansBaseline, SubKMeans
 
     cfg = {**SETTINGS[data], **overrides}
     for seed in seeds:
@@ -42,11 +75,11 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
         ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
         ae, pretrain_s = None, 0.0
         if any(m not in ("kmeans", "subkmeans") for m in methods):
-            start = time.perf_counter()
-            ae = pretrain_autoencoder(X_deep, epochs=cfg["pretrain_epochs"], random_state=seed,
-                                      standardize=cfg.get("standardize", False),
-                                      augmentation_invariance=augment, **ae_args)
-            pretrain_s = time.perf_counter() - start
+            cache_path = None
+            if autoencoder_dir:
+                os.makedirs(autoencoder_dir, exist_ok=True)
+                cache_path = os.path.join(autoencoder_dir, cache_name(data, split, seed, cfg))
+            ae, pretrain_s = pretrained(X_deep, seed, cfg, cache_path)
         for method in methods:
             joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed,
                          final_recluster=cfg.get("final_recluster", False),
@@ -117,6 +150,8 @@ def main() -> None:
                    help="augmentation invariance (the paper's +Aug rows): augmented pretraining, "
                         "and ACe/DeC and DCN pull augmented images to their originals' centroids")
     p.add_argument("--out", default="runs/acedec_table.jsonl")
+    p.add_argument("--autoencoders", metavar="DIR",
+                   help="keep each pretrained autoencoder in DIR and reuse it when present")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     args = p.parse_args()
     if args.report:
@@ -128,7 +163,7 @@ def main() -> None:
                       ("augment", "augmentation_invariance")):
         if getattr(args, flag):
             overrides[key] = True
-    run(args.data, args.seeds, args.methods, args.out, overrides, args.split)
+    run(args.data, args.seeds, args.methods, args.out, overrides, args.split, args.autoencoders)
 
 
 if __name__ == "__main__":
