@@ -2,7 +2,7 @@
 
 The paper's SYNTH-25 row (ACe/DeC 0.99, DCN and AE + k-means low) depends on the linear
 autoencoder (d = D = 27) handing the clusterers a distorted embedding. This runs AE + k-means,
-DCN (lambda 0.1 and 1) and ACe/DeC on networks that reconstruct perfectly but scale the data's
+AE + Sub-K-Means (ACe/DeC's start), DCN (lambda 0.1 and 1) and ACe/DeC on networks that reconstruct perfectly but scale the data's
 directions unequally: encoder ``U diag(s) W^T`` with random orthogonal U, W and singular values
 s log-spaced over ``[c^-1/2, c^1/2]`` (condition number c; the decoder is its inverse; c = 1 is
 our default isometric start), and on the paper's condition, a linear AE from torch's default
@@ -26,7 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 CONDITIONS = ("1", "1.25", "1.5", "2", "3", "default")
-METHODS = ("ae-kmeans", "dcn0.1", "dcn1", "acedec")
+METHODS = ("ae-kmeans", "ae-subkmeans", "dcn0.1", "dcn1", "acedec")
 EPOCHS = 20  # the paper's SYNTH-25 schedule: 20 pretraining + 20 clustering epochs
 
 
@@ -102,10 +102,12 @@ def run_clustpy(seed: int, clustpy_path: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run(seeds, conditions, out: str, clustpy_path: str | None) -> None:
+def run(seeds, conditions, methods, out: str, clustpy_path: str | None) -> None:
+    import torch
+
     from pydeepclust.data import load_dataset
     from pydeepclust.metrics import cluster_report
-    from pydeepclust.models import DCN, ACeDeC, AEKMeans
+    from pydeepclust.models import DCN, ACeDeC, AEKMeans, SubKMeans
 
     def write(row):
         print(json.dumps(row), flush=True)
@@ -119,13 +121,16 @@ def run(seeds, conditions, out: str, clustpy_path: str | None) -> None:
             ae = linear_autoencoder(X, condition, seed)
             D = X.shape[1]
             args = dict(autoencoder=ae, latent_dim=D, hidden=(), random_state=seed)
+            with torch.no_grad():
+                Z = ae.embed(torch.as_tensor(X)).numpy()
             models = {"ae-kmeans": lambda: AEKMeans(k, **args),
+                      "ae-subkmeans": lambda: SubKMeans(k, random_state=seed),
                       "dcn0.1": lambda: DCN(k, lam=0.1, epochs=EPOCHS, **args),
                       "dcn1": lambda: DCN(k, lam=1.0, epochs=EPOCHS, **args),
                       "acedec": lambda: ACeDeC(k, epochs=EPOCHS, **args)}
-            for method in METHODS:
+            for method in methods:
                 start = time.perf_counter()
-                est = models[method]().fit(X)
+                est = models[method]().fit(Z if method == "ae-subkmeans" else X)
                 write({"library": "pydeepclust", "condition": condition, "method": method,
                        "seed": seed, "encoder_cond": round(encoder_condition(ae), 3),
                        "fit_s": round(time.perf_counter() - start, 1),
@@ -165,6 +170,7 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--clustpy-path", help="folder holding clustpy (see acedec_vs_clustpy.py)")
     p.add_argument("--out", default="runs/synth25_conditioning.jsonl")
     p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
@@ -172,7 +178,7 @@ def main() -> None:
     if args.report:
         report(args.report)
     else:
-        run(args.seeds, args.conditions, args.out, args.clustpy_path)
+        run(args.seeds, args.conditions, args.methods, args.out, args.clustpy_path)
 
 
 if __name__ == "__main__":
