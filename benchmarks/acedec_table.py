@@ -3,8 +3,10 @@ AE + k-means, k-means and Sub-K-Means, mean +- sd over seeds, with wall times.
 
 Per seed one autoencoder is pretrained and handed to every AE-based method (as the paper
 does); with ``--autoencoders DIR`` it is kept there and reused by later runs of the same
-data, seed and pretraining settings (so a new clustering setting costs no pretraining). Every finished run is appended to ``--out`` (JSON lines), so a cut-off run keeps what
-it measured; ``--report`` prints the markdown table from that file.
+data, seed and pretraining settings (so a new clustering setting costs no pretraining; such
+rows say ``"pretrain_cached": true`` and repeat the original pretraining time). Every
+finished run is appended to ``--out`` (JSON lines), so a cut-off run keeps what it measured;
+``--report`` prints the markdown table from that file.
 
   python benchmarks/acedec_table.py --data synth25 --seeds 0 1 2 --out runs/table1.jsonl
   python benchmarks/acedec_table.py --report runs/table1.jsonl
@@ -30,8 +32,8 @@ SETTINGS = {
 ALL_METHODS = ("acedec", "dcn0.1", "dcn1", "dcn10", "ae-kmeans", "kmeans", "subkmeans")
 
 
-def pretrained(X, seed: int, cfg: dict, cache_path: str | None):
-    """(autoencoder, pretraining seconds): pretrained on X, or read from ``cache_path``."""
+def load_or_pretrain_autoencoder(X, seed: int, cfg: dict, cache_path: str | None):
+    """(autoencoder, pretraining seconds, whether it was read from ``cache_path``)."""
     import torch
 
     from pydeepclust.models import Autoencoder, pretrain_autoencoder
@@ -41,23 +43,32 @@ def pretrained(X, seed: int, cfg: dict, cache_path: str | None):
         saved = torch.load(cache_path, map_location="cpu", weights_only=True)
         ae = Autoencoder(tuple(X.shape[1:]), **ae_args)
         ae.load_state_dict(saved["state_dict"])
-        return ae.eval(), saved["pretrain_s"]
+        return ae.eval(), saved["pretrain_s"], True
     start = time.perf_counter()
     ae = pretrain_autoencoder(X, epochs=cfg["pretrain_epochs"], random_state=seed,
                               standardize=cfg.get("standardize", False),
                               augmentation_invariance=cfg.get("augmentation_invariance", False),
                               **ae_args)
     pretrain_s = round(time.perf_counter() - start, 1)
-    if cache_path:
-        torch.save({"state_dict": ae.state_dict(), "pretrain_s": pretrain_s}, cache_path)
-    return ae, pretrain_s
+    if cache_path:  # written whole or not at all: a cut-off run leaves no half file
+        torch.save({"state_dict": ae.state_dict(), "pretrain_s": pretrain_s}, cache_path + ".tmp")
+        os.replace(cache_path + ".tmp", cache_path)
+    return ae, pretrain_s, False
 
 
-def cache_name(data: str, split: str, seed: int, cfg: dict) -> str:
-    """One file per data set, split, seed and the settings pretraining depends on."""
+# Bump when pretraining itself changes (network init, optimiser, batching): older files in an
+# --autoencoders folder are then left unused instead of standing in for the new networks.
+PRETRAINING_VERSION = 1
+
+
+def cache_name(data: str, split: str, seed: int, cfg: dict, X) -> str:
+    """One file per data set (and its content), split, seed and the settings pretraining
+    depends on; batch size and learning rate are pretrain_autoencoder's defaults here."""
     keys = ("latent_dim", "hidden", "pretrain_epochs", "standardize", "augmentation_invariance")
-    tag = hashlib.sha1(json.dumps([cfg.get(k) for k in keys]).encode()).hexdigest()[:10]
-    return f"{data}_{split}_s{seed}_{tag}.pt"
+    key = [PRETRAINING_VERSION, list(X.shape), [cfg.get(k) for k in keys]]
+    digest = hashlib.sha1(json.dumps(key).encode())
+    digest.update(np.ascontiguousarray(X).tobytes())
+    return f"{data}_{split}_s{seed}_{digest.hexdigest()[:10]}.pt"
 
 
 def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all",
@@ -73,13 +84,14 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
         X, y, k = ds.X, ds.y, ds.n_classes
         X_deep = ds.images() if augment else X  # augmentation needs the images' shape
         ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
-        ae, pretrain_s = None, 0.0
+        ae, pretrain_s, cached = None, 0.0, False
         if any(m not in ("kmeans", "subkmeans") for m in methods):
             cache_path = None
             if autoencoder_dir:
                 os.makedirs(autoencoder_dir, exist_ok=True)
-                cache_path = os.path.join(autoencoder_dir, cache_name(data, split, seed, cfg))
-            ae, pretrain_s = pretrained(X_deep, seed, cfg, cache_path)
+                cache_path = os.path.join(autoencoder_dir,
+                                          cache_name(data, split, seed, cfg, X_deep))
+            ae, pretrain_s, cached = load_or_pretrain_autoencoder(X_deep, seed, cfg, cache_path)
         for method in methods:
             joint = dict(autoencoder=ae, epochs=cfg["epochs"], random_state=seed,
                          final_recluster=cfg.get("final_recluster", False),
@@ -95,7 +107,8 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
             wall = time.perf_counter() - start
             row = {"data": ds.name, "method": method, "seed": seed, "fit_s": round(wall, 1),
                    "pretrain_s": round(pretrain_s, 1) if ae is not None and method not in
-                   ("kmeans", "subkmeans") else 0.0, **cluster_report(y, est.labels_),
+                   ("kmeans", "subkmeans") else 0.0, "pretrain_cached": cached,
+                   **cluster_report(y, est.labels_),
                    "settings": {k_: v for k_, v in cfg.items()}}
             if method == "acedec":
                 row["n_cluster_dims"] = len(est.cluster_dims_)

@@ -2,12 +2,14 @@
 
 The paper's SYNTH-25 row (ACe/DeC 0.99, DCN and AE + k-means low) depends on the linear
 autoencoder (d = D = 27) handing the clusterers a distorted embedding. This runs AE + k-means,
-AE + Sub-K-Means (ACe/DeC's start), DCN (lambda 0.1 and 1) and ACe/DeC on networks that reconstruct perfectly but scale the data's
+ACe/DeC's start alone (Sub-K-Means on the embedding, optimal beta: ``epochs=0``), DCN
+(lambda 0.1 and 1) and ACe/DeC on networks that reconstruct perfectly but scale the data's
 directions unequally: encoder ``U diag(s) W^T`` with random orthogonal U, W and singular values
 s log-spaced over ``[c^-1/2, c^1/2]`` (condition number c; the decoder is its inverse; c = 1 is
 our default isometric start), and on the paper's condition, a linear AE from torch's default
 init pretrained 20 epochs ("default"). With ``--clustpy-path`` the authors' library (ClustPy's
-ACeDeC, DCN and AE + k-means) runs on that same "default" network as well.
+ACeDeC, DCN and AE + k-means) runs in that condition too, on its own linear network made the
+same way (``FeedforwardAutoencoder([27, 27])``, default init, 20 epochs).
 
   python benchmarks/synth25_conditioning.py --seeds 0 1 2 --out runs/synth25_conditioning.jsonl
   python benchmarks/synth25_conditioning.py --report runs/synth25_conditioning.jsonl
@@ -26,14 +28,19 @@ from collections import defaultdict
 import numpy as np
 
 CONDITIONS = ("1", "1.25", "1.5", "2", "3", "default")
-METHODS = ("ae-kmeans", "ae-subkmeans", "dcn0.1", "dcn1", "acedec")
+METHODS = ("ae-kmeans", "acedec-start", "dcn0.1", "dcn1", "acedec")
 EPOCHS = 20  # the paper's SYNTH-25 schedule: 20 pretraining + 20 clustering epochs
+
+
+def linear_layers(ae):
+    """(encoder, decoder) of a single-linear-layer autoencoder."""
+    from torch import nn
+    return tuple(m for m in ae.modules() if isinstance(m, nn.Linear))
 
 
 def linear_autoencoder(X, condition: str, seed: int):
     """A linear d = D autoencoder of the given condition number, or "default" (see above)."""
     import torch
-    from torch import nn
 
     from pydeepclust.models import Autoencoder, pretrain_autoencoder
     from pydeepclust.models.autoencoder import train_autoencoder
@@ -42,7 +49,7 @@ def linear_autoencoder(X, condition: str, seed: int):
     if condition == "default":
         ae = Autoencoder((D,), D, hidden=())
         torch.manual_seed(seed)
-        for layer in (m for m in ae.modules() if isinstance(m, nn.Linear)):
+        for layer in linear_layers(ae):
             layer.reset_parameters()
         generator = torch.Generator().manual_seed(seed)
         return train_autoencoder(ae, torch.as_tensor(X), EPOCHS, 256, 1e-3, generator,
@@ -53,7 +60,7 @@ def linear_autoencoder(X, condition: str, seed: int):
     W, _ = torch.linalg.qr(torch.randn(D, D, generator=gen, dtype=torch.float64))
     s = torch.logspace(-0.5, 0.5, D, base=c, dtype=torch.float64)
     ae = pretrain_autoencoder(X, latent_dim=D, hidden=(), epochs=0, random_state=seed)
-    encoder, decoder = (m for m in ae.modules() if isinstance(m, nn.Linear))
+    encoder, decoder = linear_layers(ae)
     with torch.no_grad():
         encoder.weight.copy_(U @ torch.diag(s) @ W.T)
         decoder.weight.copy_(W @ torch.diag(1 / s) @ U.T)
@@ -61,8 +68,7 @@ def linear_autoencoder(X, condition: str, seed: int):
 
 
 def encoder_condition(ae) -> float:
-    from torch import nn
-    encoder = next(m for m in ae.modules() if isinstance(m, nn.Linear))
+    encoder, _ = linear_layers(ae)
     return float(np.linalg.cond(encoder.weight.detach().double().numpy()))
 
 
@@ -103,11 +109,9 @@ def run_clustpy(seed: int, clustpy_path: str) -> dict:
 
 
 def run(seeds, conditions, methods, out: str, clustpy_path: str | None) -> None:
-    import torch
-
     from pydeepclust.data import load_dataset
     from pydeepclust.metrics import cluster_report
-    from pydeepclust.models import DCN, ACeDeC, AEKMeans, SubKMeans
+    from pydeepclust.models import DCN, ACeDeC, AEKMeans
 
     def write(row):
         print(json.dumps(row), flush=True)
@@ -121,16 +125,14 @@ def run(seeds, conditions, methods, out: str, clustpy_path: str | None) -> None:
             ae = linear_autoencoder(X, condition, seed)
             D = X.shape[1]
             args = dict(autoencoder=ae, latent_dim=D, hidden=(), random_state=seed)
-            with torch.no_grad():
-                Z = ae.embed(torch.as_tensor(X)).numpy()
             models = {"ae-kmeans": lambda: AEKMeans(k, **args),
-                      "ae-subkmeans": lambda: SubKMeans(k, random_state=seed),
+                      "acedec-start": lambda: ACeDeC(k, epochs=0, **args),
                       "dcn0.1": lambda: DCN(k, lam=0.1, epochs=EPOCHS, **args),
                       "dcn1": lambda: DCN(k, lam=1.0, epochs=EPOCHS, **args),
                       "acedec": lambda: ACeDeC(k, epochs=EPOCHS, **args)}
             for method in methods:
                 start = time.perf_counter()
-                est = models[method]().fit(Z if method == "ae-subkmeans" else X)
+                est = models[method]().fit(X)
                 write({"library": "pydeepclust", "condition": condition, "method": method,
                        "seed": seed, "encoder_cond": round(encoder_condition(ae), 3),
                        "fit_s": round(time.perf_counter() - start, 1),
@@ -150,7 +152,9 @@ def report(path: str) -> None:
     print("| library | method | " + " | ".join(f"c = {c}" if c != "default" else
                                                "torch default init" for c in conditions) + " |")
     print("|---" * (len(conditions) + 2) + "|")
-    for library, method in dict.fromkeys((r["library"], r["method"]) for r in rows):
+    order = {m: i for i, m in enumerate((*METHODS, "dcn"))}
+    for library, method in sorted(dict.fromkeys((r["library"], r["method"]) for r in rows),
+                                  key=lambda lm: (lm[0] != "pydeepclust", order[lm[1]])):
         cells = []
         for c in conditions:
             v = np.array(by.get((library, method, c), []))

@@ -145,21 +145,24 @@ def test_optimal_beta_minimises_the_space_terms(dtype):
 
 def test_optimal_beta_of_dimensions_without_spread():
     """A dimension where every point sits on its centroid gets the clipped b = 15 (beta_cs
-    ~1, still with a gradient); one with no spread at all gets b = 0 — never inf or NaN."""
-    rotated = torch.tensor([[0.0, 1.0, 2.0], [0.0, -1.0, 2.0]])
-    targets = torch.tensor([[0.0, 1.0, 2.0], [0.0, -1.0, 2.0]])  # each point is its centroid
-    b = optimal_beta_logits(rotated, targets, torch.tensor([0.0, 0.0, 2.0]))
-    torch.testing.assert_close(b, torch.tensor([0.0, 15.0, 0.0]))
+    ~1, still with a gradient); one with no spread at all, or spread at rounding level of the
+    others, gets b = 0 — never inf, NaN or a ratio of rounding errors."""
+    rotated = torch.tensor([[0.0, 1.0, 2.0, 3e-9], [0.0, -1.0, 2.0, -3e-9]])
+    targets = torch.tensor([[0.0, 1.0, 2.0, 1e-9], [0.0, -1.0, 2.0, -1e-9]])  # 1: exact
+    b = optimal_beta_logits(rotated, targets, torch.tensor([0.0, 0.0, 2.0, 0.0]))
+    torch.testing.assert_close(b, torch.tensor([0.0, 15.0, 0.0, 0.0]), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("init, leak", [("subkmeans", 0.05), ("random", 0.25)])
+@pytest.mark.parametrize("init, leak", [("subkmeans", 0.01), ("random", 0.05)])
 def test_start_finds_the_planted_cluster_space(init, leak):
     """Four clusters in two dimensions plus six N(0, 1) noise dimensions, through an isometric
     linear autoencoder: the start alone (no joint epochs) puts exactly two dimensions in the
     cluster space with beta_cs near its optimum (within-cluster 0.09 vs total 9.09: 0.99), the
     noise dimensions at beta_cs ~ 1/2 in the shared space (the paper's Table 3 hardening), the
-    cluster space spans the planted plane (up to ``leak``: the random start's Adam steps on V
-    stop short of the exact rotation), and the labels are the planted ones."""
+    cluster space spans the planted plane, and the labels are the planted ones. ``leak``: the
+    random start's Adam steps on V stop short of the exact rotation, which leaves a little of
+    the clusters in the noise dimensions (beta_cs up to 0.52 there) and of the noise in the
+    cluster space."""
     rng = np.random.default_rng(1)
     y = np.arange(800) % 4
     corners = np.array([[3.0, 3.0], [3.0, -3.0], [-3.0, 3.0], [-3.0, -3.0]])
@@ -170,10 +173,10 @@ def test_start_finds_the_planted_cluster_space(init, leak):
                random_state=0).fit(X)
     assert len(m.cluster_dims_) == 2
     assert np.all(m.beta_cs_[m.cluster_dims_] > 0.97)
-    assert np.all(np.abs(m.beta_cs_[m.shared_dims_] - 0.5) < 0.05)
+    assert np.all(np.abs(m.beta_cs_[m.shared_dims_] - 0.5) < leak)
     encoder = next(l for l in ae.modules() if isinstance(l, nn.Linear)).weight.detach()
     directions = (encoder.T @ m.V_.detach())[:, m.cluster_dims_]  # in data coordinates
-    assert torch.linalg.matrix_norm(directions[2:]) < leak  # little of the noise dims
+    assert torch.linalg.matrix_norm(directions[2:]) < 5 * leak  # little of the noise dims
     assert cluster_report(y, m.labels_)["nmi"] > 0.99
 
 
