@@ -384,8 +384,7 @@ class ACeDeC(_CentroidDeepClusterer):
             optimizer.step()
             retract_orthogonal(V)
         with torch.no_grad():
-            rotated = Z @ V
-            b.copy_(optimal_beta_logits(rotated, centroids[labels] @ V, shared_center @ V))
+            b.copy_(optimal_beta_logits(Z @ V, centroids[labels] @ V, shared_center @ V))
             loss, _ = self._space_terms(Z, labels, V, b, centroids, shared_center)
         return loss
 
