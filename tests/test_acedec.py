@@ -153,6 +153,18 @@ def test_optimal_beta_of_dimensions_without_spread():
     torch.testing.assert_close(b, torch.tensor([0.0, 15.0, 0.0, 0.0]), atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("args, match", [
+    ((torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(3)), "rotated must be a non-empty"),
+    ((torch.zeros(4), torch.zeros(4), torch.zeros(())), "rotated must be a non-empty"),
+    ((torch.zeros(4, 3, dtype=torch.long),) * 2 + (torch.zeros(3),), "floating"),
+    ((torch.zeros(4, 3), torch.zeros(4, 2), torch.zeros(3)), "cluster_targets must have"),
+    ((torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(2)), r"shared_target must have shape \(3,\)"),
+])
+def test_optimal_beta_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        optimal_beta_logits(*args)
+
+
 @pytest.mark.parametrize("init, leak", [("subkmeans", 0.01), ("random", 0.05)])
 def test_start_finds_the_planted_cluster_space(init, leak):
     """Four clusters in two dimensions plus six N(0, 1) noise dimensions, through an isometric

@@ -107,6 +107,15 @@ def optimal_beta_logits(rotated: Tensor, cluster_targets: Tensor, shared_target:
     shared centre), least at ``beta = s / (c + s)``, i.e. ``b = log(s / c)``; clipped to
     ``+-limit`` so that sigmoid keeps a gradient where a dimension has no spread at all.
     """
+    if rotated.dim() != 2 or not rotated.is_floating_point() or len(rotated) == 0:
+        raise ValueError("optimal_beta_logits: rotated must be a non-empty floating (n, d) "
+                         f"tensor, got {rotated.dtype} of shape {tuple(rotated.shape)}")
+    if cluster_targets.shape != rotated.shape:
+        raise ValueError(f"optimal_beta_logits: cluster_targets must have rotated's shape "
+                         f"{tuple(rotated.shape)}, got {tuple(cluster_targets.shape)}")
+    if shared_target.shape != rotated.shape[1:]:
+        raise ValueError(f"optimal_beta_logits: shared_target must have shape "
+                         f"({rotated.shape[1]},), got {tuple(shared_target.shape)}")
     c = (rotated - cluster_targets).pow(2).mean(dim=0)
     s = (rotated - shared_target).pow(2).mean(dim=0)
     # spreads below rounding level of the largest one count as none: such a dimension gets
