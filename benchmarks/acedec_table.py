@@ -67,7 +67,7 @@ def cache_name(data: str, split: str, seed: int, cfg: dict, X) -> str:
     keys = ("latent_dim", "hidden", "pretrain_epochs", "standardize", "augmentation_invariance")
     key = [PRETRAINING_VERSION, list(X.shape), [cfg.get(k) for k in keys]]
     digest = hashlib.sha1(json.dumps(key).encode())
-    digest.update(np.ascontiguousarray(X).tobytes())
+    digest.update(memoryview(np.ascontiguousarray(X)))  # no copy of the data
     return f"{data}_{split}_s{seed}_{digest.hexdigest()[:10]}.pt"
 
 
