@@ -23,6 +23,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from results_file import add_results_options, append_row, read_rows
+
 # Per data set: the autoencoder (the paper: linear d = D for SYNTH-25, D-500-500-2000-10 else)
 SETTINGS = {
     "synth25": dict(latent_dim=27, hidden=(), pretrain_epochs=20, epochs=20),
@@ -113,13 +115,11 @@ def run(data: str, seeds, methods, out: str, overrides: dict, split: str = "all"
             if method == "acedec":
                 row["n_cluster_dims"] = len(est.cluster_dims_)
                 row["init"] = est.init
-            print(json.dumps(row), flush=True)
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_row(out, row)
 
 
 def report(path: str) -> None:
-    rows = [json.loads(line) for line in open(path)]
+    rows = read_rows(path)
     by = defaultdict(list)
     for r in rows:  # a column per data set and schedule: runs of other settings stay apart
         cfg = r["settings"]
@@ -162,10 +162,9 @@ def main() -> None:
     p.add_argument("--augment", action="store_true",
                    help="augmentation invariance (the paper's +Aug rows): augmented pretraining, "
                         "and ACe/DeC and DCN pull augmented images to their originals' centroids")
-    p.add_argument("--out", default="runs/acedec_table.jsonl")
     p.add_argument("--autoencoders", metavar="DIR",
                    help="keep each pretrained autoencoder in DIR and reuse it when present")
-    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    add_results_options(p, "runs/acedec_table.jsonl")
     args = p.parse_args()
     if args.report:
         report(args.report)

@@ -15,8 +15,9 @@ One JSON line per finished stage goes to ``--out``, so a cut-off run keeps what 
 from __future__ import annotations
 
 import argparse
-import json
 import time
+
+from results_file import add_results_options, append_row, read_rows
 
 VARIANTS = {
     "base": dict(),
@@ -50,10 +51,7 @@ def run(data: str, variant: str, seed: int, out: str, overrides: dict, methods,
         row = {"data": ds.name, "variant": variant, "method": method, "seed": seed,
                "seconds": round(seconds, 1), **cluster_report(ds.y, labels), **extra,
                "config": cfg}
-        print(json.dumps(row), flush=True)
-        if out:
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+        append_row(out, row)
 
     torch.manual_seed(seed)
     ae = Autoencoder(tuple(X.shape[1:]), 10, "mlp", (500, 500, 2000))
@@ -85,7 +83,7 @@ def report(path: str) -> None:
 
     # a run repeated with the same seed is deterministic: count it once (the last line)
     rows = {(r["data"], r["variant"], r["method"], r["seed"]): r
-            for r in map(json.loads, filter(str.strip, open(path)))}
+            for r in read_rows(path)}
     groups: dict[tuple, list] = {}
     for r in rows.values():
         groups.setdefault((r["data"], r["variant"], r["method"]), []).append(r)
@@ -107,8 +105,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="clustering epochs of ACe/DeC and DCN")
     p.add_argument("--methods", nargs="*", default=["acedec", "dcn0.1"],
                    help="after AE + k-means: acedec and/or dcn<lambda>")
-    p.add_argument("--out", default="runs/ae_choices.jsonl")
-    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    add_results_options(p, "runs/ae_choices.jsonl")
     args = p.parse_args()
     if args.report:
         report(args.report)

@@ -20,6 +20,8 @@ import argparse
 import json
 import time
 
+from results_file import add_results_options, append_row, read_rows
+
 VARIANTS = {  # on top of the CLI preset of the data set (pydeepclust.models.genksc.CLI_PRESETS)
     "paper": dict(),
     "rec0.01": dict(eta_rec=0.01),
@@ -64,16 +66,13 @@ def run(data: str, variant: str, seed: int, out: str, overrides: dict, split: st
     for name, cols in (("kmeans_codes_nmi", scores[:, :m]), ("kmeans_scores_nmi", scores)):
         labels = KMeans(k, n_init=10, random_state=seed).fit_predict(cols)
         row[name] = cluster_report(ds.y, labels)["nmi"]
-    print(json.dumps(row), flush=True)
-    if out:
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+    append_row(out, row)
 
 
 def report(path: str) -> None:
     import numpy as np
 
-    rows = [json.loads(line) for line in open(path) if line.strip()]
+    rows = read_rows(path)
     groups: dict[tuple, list] = {}
     for r in rows:
         cfg = r["config"]
@@ -126,8 +125,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE",
                    help="further GenKSC parameters, values as JSON (e.g. eta_cl=3 hidden=[512,512])")
     p.add_argument("--label", help="name of the run in the report (default: the variant)")
-    p.add_argument("--out", default="runs/genksc_choices.jsonl")
-    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    add_results_options(p, "runs/genksc_choices.jsonl")
     args = p.parse_args()
     if args.report:
         report(args.report)

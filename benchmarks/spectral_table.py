@@ -19,6 +19,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from results_file import add_results_options, append_row, read_rows
+
 # (model, data) -> extra command-line options
 RUNS = {
     ("rsm", "circles"): "--hidden 128,128 --batch-size 4096 --epochs 400 --lr 3e-3",
@@ -54,8 +56,7 @@ def run(selected, seeds, out: str, device: str | None, label: str | None) -> Non
                    "device": label or device or "default",
                    "fit_s": metrics["fit_seconds"], "train": metrics["train"],
                    "test": metrics.get("test"), "options": RUNS[(model, data)]}
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            append_row(out, row)
 
 
 def _cell(values) -> str:
@@ -66,8 +67,7 @@ def _cell(values) -> str:
 
 def report(path: str) -> None:
     by = defaultdict(list)
-    for line in open(path):
-        r = json.loads(line)
+    for r in read_rows(path):
         by[(r["model"], r["data"], r["device"], r["options"])].append(r)
     option_sets = defaultdict(set)  # (model, data) -> the option strings it was run with
     for model, data, _, options in by:
@@ -95,8 +95,7 @@ def main() -> None:
     p.add_argument("--device", default=None, help="--device of the runs (default: the CLI's)")
     p.add_argument("--label", default=None,
                    help="device label in the table (e.g. 'cuda, H100'; default: --device)")
-    p.add_argument("--out", default="runs/spectral_table.jsonl")
-    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    add_results_options(p, "runs/spectral_table.jsonl")
     args = p.parse_args()
     if args.report:
         report(args.report)

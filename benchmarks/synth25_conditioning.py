@@ -27,6 +27,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from results_file import add_results_options, append_row, read_rows
+
 CONDITIONS = ("1", "1.25", "1.5", "2", "3", "default")
 METHODS = ("ae-kmeans", "acedec-start", "dcn0.1", "dcn1", "acedec")
 EPOCHS = 20  # the paper's SYNTH-25 schedule: 20 pretraining + 20 clustering epochs
@@ -113,11 +115,6 @@ def run(seeds, conditions, methods, out: str, clustpy_path: str | None) -> None:
     from pydeepclust.metrics import cluster_report
     from pydeepclust.models import DCN, ACeDeC, AEKMeans
 
-    def write(row):
-        print(json.dumps(row), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(row) + "\n")
-
     for seed in seeds:
         ds = load_dataset("synth25", random_state=seed)
         X, y, k = ds.X, ds.y, ds.n_classes
@@ -133,18 +130,19 @@ def run(seeds, conditions, methods, out: str, clustpy_path: str | None) -> None:
             for method in methods:
                 start = time.perf_counter()
                 est = models[method]().fit(X)
-                write({"library": "pydeepclust", "condition": condition, "method": method,
-                       "seed": seed, "encoder_cond": round(encoder_condition(ae), 3),
-                       "fit_s": round(time.perf_counter() - start, 1),
-                       **cluster_report(y, est.labels_)})
+                append_row(out, {"library": "pydeepclust", "condition": condition,
+                                 "method": method, "seed": seed,
+                                 "encoder_cond": round(encoder_condition(ae), 3),
+                                 "fit_s": round(time.perf_counter() - start, 1),
+                                 **cluster_report(y, est.labels_)})
         if clustpy_path and "default" in conditions:
             for method, value in run_clustpy(seed, clustpy_path).items():
-                write({"library": "clustpy", "condition": "default", "method": method,
-                       "seed": seed, "nmi": value})
+                append_row(out, {"library": "clustpy", "condition": "default",
+                                 "method": method, "seed": seed, "nmi": value})
 
 
 def report(path: str) -> None:
-    rows = [json.loads(line) for line in open(path)]
+    rows = read_rows(path)
     by = defaultdict(list)
     for r in rows:
         by[(r["library"], r["method"], r["condition"])].append(r["nmi"])
@@ -176,8 +174,7 @@ def main() -> None:
     p.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--clustpy-path", help="folder holding clustpy (see acedec_vs_clustpy.py)")
-    p.add_argument("--out", default="runs/synth25_conditioning.jsonl")
-    p.add_argument("--report", metavar="JSONL", help="print the table of a results file")
+    add_results_options(p, "runs/synth25_conditioning.jsonl")
     args = p.parse_args()
     if args.report:
         report(args.report)
