@@ -10,7 +10,7 @@ training samples, to see whether the objective, like AMS, could pick the better 
 One JSON line per run goes to ``--out``; ``--report`` prints the table.
 
   python benchmarks/genksc_choices.py --data fashion-mnist --variant paper --epochs 60 --warmup 20
-  python benchmarks/genksc_choices.py --data digits012 --variant small
+  python benchmarks/genksc_choices.py --data digits012 --variant noalign --seed 1
   python benchmarks/genksc_choices.py --report runs/genksc_choices.jsonl
 """
 
