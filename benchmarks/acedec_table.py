@@ -39,6 +39,7 @@ def load_or_pretrain_autoencoder(X, seed: int, cfg: dict, cache_path: str | None
     import torch
 
     from pydeepclust.models import Autoencoder, pretrain_autoencoder
+    from pydeepclust.models.base import atomic_save
 
     ae_args = dict(latent_dim=cfg["latent_dim"], hidden=cfg["hidden"])
     if cache_path and os.path.exists(cache_path):
@@ -52,9 +53,8 @@ def load_or_pretrain_autoencoder(X, seed: int, cfg: dict, cache_path: str | None
                               augmentation_invariance=cfg.get("augmentation_invariance", False),
                               **ae_args)
     pretrain_s = round(time.perf_counter() - start, 1)
-    if cache_path:  # written whole or not at all: a cut-off run leaves no half file
-        torch.save({"state_dict": ae.state_dict(), "pretrain_s": pretrain_s}, cache_path + ".tmp")
-        os.replace(cache_path + ".tmp", cache_path)
+    if cache_path:
+        atomic_save({"state_dict": ae.state_dict(), "pretrain_s": pretrain_s}, cache_path)
     return ae, pretrain_s, False
 
 

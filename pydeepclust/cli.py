@@ -85,6 +85,9 @@ def cmd_fit(args) -> int:
     model = module.from_cli(args, train)
     X = model_input(train)
     os.makedirs(args.out, exist_ok=True)
+    checkpoint = os.path.join(args.out, "model.pt")
+    if "checkpoint_path" in model.get_params():  # trained over epochs: save along the way
+        model.set_params(checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every)
     start = time.perf_counter()
     model.fit(X)
     wall = time.perf_counter() - start
@@ -98,7 +101,6 @@ def cmd_fit(args) -> int:
         results["test_data"] = test.name
     results["params"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
                          for k, v in model.get_params().items()}
-    checkpoint = os.path.join(args.out, "model.pt")
     model.save(checkpoint)
     pictures = module.cli_outputs(model, X, train, args.out) if not args.no_pictures else {}
     results["files"] = {"checkpoint": checkpoint, **pictures}
@@ -155,6 +157,8 @@ def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random_state of the model")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--out", default="runs/latest", help="output folder")
+    p.add_argument("--checkpoint-every", type=int, default=10,
+                   help="epochs between checkpoints to OUT/model.pt (GenKSC, RSM, ACe/DeC, DCN)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-pictures", action="store_true", help="skip the pictures")
 

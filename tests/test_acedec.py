@@ -1,6 +1,8 @@
 """ACe/DeC and DCN: eq. (5) against a plain transcription, the mini-batch k-means update,
 V's orthogonality, reproducibility, checkpoints, bad input, interpretability outputs, CLI."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -274,6 +276,95 @@ def test_pretrained_autoencoder_is_reusable(blobs):
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
 
 
+def _small(cls):
+    return {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
+
+
+@pytest.mark.parametrize("every, saves", [(1, 5), (2, 3), (10, 2)])
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_checkpoints_along_the_way_leave_the_result_unchanged(cls, every, saves, blobs,
+                                                              tmp_path, monkeypatch):
+    X = blobs[0]
+    params = {**_small(cls), "epochs": 3}
+    plain = cls(3, random_state=0, **params).fit(X)
+    saved = []  # (labels, centroids) at each save
+    original_save = cls.save
+
+    def recording_save(self, path):
+        saved.append((self.labels_.copy(), self.centroids_.clone()))
+        original_save(self, path)
+
+    monkeypatch.setattr(cls, "save", recording_save)
+    path = tmp_path / "ckpt.pt"
+    model = cls(3, random_state=0, checkpoint_path=str(path), checkpoint_every=every,
+                **params).fit(X)
+    # after the start, after every `every` clustering epochs, at the end
+    assert len(saved) == saves
+    np.testing.assert_array_equal(model.labels_, plain.labels_)
+    torch.testing.assert_close(model.centroids_, plain.centroids_, rtol=0, atol=0)
+    np.testing.assert_array_equal(saved[-1][0], model.labels_)
+    loaded = cls.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.labels_)
+    assert not any(tmp_path.glob("*.partial-*"))
+
+
+def test_a_cut_off_run_restarts_from_its_pretrained_network(blobs, tmp_path, monkeypatch):
+    X = blobs[0]
+    params = {**SMALL, "epochs": 3}
+    whole = ACeDeC(3, random_state=0, **params).fit(X)
+    path = tmp_path / "ckpt.pt"
+
+    def cut_off(self, *args):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ACeDeC, "_clustering_epoch", cut_off)
+        with pytest.raises(KeyboardInterrupt):
+            ACeDeC(3, random_state=0, checkpoint_path=str(path), **params).fit(X)
+    start = ACeDeC.load(path)  # saved after pretraining and the start
+    assert len(start.labels_) == len(X)
+    pretrained = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=3, batch_size=64)
+    for k, v in pretrained.state_dict().items():
+        torch.testing.assert_close(start.autoencoder_.state_dict()[k], v, rtol=0, atol=0)
+    again = ACeDeC(3, random_state=0, autoencoder=start.autoencoder_, **params).fit(X)
+    np.testing.assert_array_equal(again.labels_, whole.labels_)
+
+
+def test_an_interrupted_save_keeps_the_previous_checkpoint(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    fitted.save(path)
+    before = path.read_bytes()
+
+    def torch_save_dies_halfway(obj, f):
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", torch_save_dies_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        fitted.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (dict(checkpoint_every=0), ValueError, "checkpoint_every must be an integer >= 1, got 0"),
+    (dict(checkpoint_every=2.5), ValueError, "checkpoint_every"),
+    (dict(checkpoint_every=True), ValueError, "checkpoint_every"),
+    (dict(checkpoint_path=7), TypeError, "checkpoint_path must be a file path"),
+    (dict(checkpoint_path="no/such/folder/m.pt"), ValueError, "folder 'no/such/folder' does not"),
+])
+@pytest.mark.parametrize("cls", [ACeDeC, DCN])
+def test_bad_checkpoint_parameters_fail_before_training(cls, params, error, match, blobs,
+                                                        monkeypatch):
+    def no_pretraining(*args, **kwargs):
+        raise AssertionError("pretraining started before the checkpoint parameters were checked")
+
+    monkeypatch.setattr("pydeepclust.models.autoencoder.train_autoencoder", no_pretraining)
+    with pytest.raises(error, match=match):
+        cls(3, **{**_small(cls), **params}).fit(blobs[0])
+
+
 def test_dcn_lambda_changes_the_result(blobs):
     X = blobs[0]
     ae = pretrain_autoencoder(X, latent_dim=4, hidden=(32,), epochs=2)
@@ -332,6 +423,21 @@ def test_cli_fit(model, tmp_path, capsys):
         for name in ("cluster_dim_vs_shared_pc1", "reconstructions", "shared_pc1_traversal"):
             assert (out / f"{name}.png").stat().st_size > 0
     assert "NMI" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["acedec", "dcn", "ae-kmeans"])
+def test_cli_checkpoints_the_models_trained_over_epochs(model, tmp_path):
+    out = tmp_path / model
+    epochs = [] if model == "ae-kmeans" else ["--epochs", "2"]  # AE + k-means: no such epochs
+    assert cli_main(["fit", model, "--data", "digits012", "--quiet", "--no-pictures", "--out",
+                     str(out), "--checkpoint-every", "1", "--hidden", "16", "--latent-dim", "3",
+                     "--pretrain-epochs", "1", *epochs]) == 0
+    params = json.loads((out / "metrics.json").read_text())["params"]
+    if model == "ae-kmeans":
+        assert "checkpoint_path" not in params
+    else:
+        assert params["checkpoint_path"] == str(out / "model.pt")
+        assert params["checkpoint_every"] == 1
 
 
 def test_linear_autoencoder_starts_as_an_isometry():

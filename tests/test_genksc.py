@@ -129,6 +129,10 @@ def test_generation_and_traversals(fitted):
         ({"n_clusters": 3}, np.full((20, 4), np.nan), "NaN or inf"),
         ({"n_clusters": 5}, np.random.rand(3, 4), "fewer than n_clusters=5"),
         ({"n_clusters": 3, "batch_size": 0}, np.random.rand(20, 4), "batch_size"),
+        ({"n_clusters": 3, "checkpoint_every": 0}, np.random.rand(20, 4),
+         "checkpoint_every must be an integer >= 1, got 0"),
+        ({"n_clusters": 3, "checkpoint_path": "no/such/folder/m.pt"}, np.random.rand(20, 4),
+         "folder 'no/such/folder' does not exist"),
     ],
 )
 def test_bad_input(kwargs, X, match):

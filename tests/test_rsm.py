@@ -154,6 +154,8 @@ def test_autoencoder_inputs_round_trip_and_checkpoints(blobs, tmp_path):
         (dict(bandwidth_scale="mean"), "bandwidth_scale must be 'knn', 'median' or a positive"),
         (dict(bandwidth_scale=-1.0), "bandwidth_scale must be 'knn', 'median' or a positive"),
         (dict(bandwidth_distribution="normal"), "bandwidth_distribution must be one of"),
+        (dict(checkpoint_every=0), "checkpoint_every must be an integer >= 1, got 0"),
+        (dict(checkpoint_path="no/such/folder/m.pt"), "folder 'no/such/folder' does not exist"),
     ],
 )
 def test_bad_parameters_are_named(params, match):

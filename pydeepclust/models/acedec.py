@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
-from torch import Tensor, nn
+from torch import Tensor
 
 from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
                                             add_autoencoder_arguments, augment_normalized,
@@ -155,19 +155,33 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _fit(self, X: Tensor) -> None:
         self._check_params()
+        self._check_checkpoint_params()
         self._pretrained_autoencoder(X)
         self._init_clustering(self._embed(X))
+        self._save_checkpoint(X)  # the pretrained network and the start: the costly part
         optimizer = self._optimizer()
         generator = self._generator(offset=4)
         X_train = self._training_data(self.autoencoder_.normalize(X))  # losses in its units
         for epoch in self._progress(range(self.epochs), "clustering"):
             self._clustering_epoch(X_train, optimizer, generator, epoch)
+            if self._checkpoint_due(epoch):
+                self._save_checkpoint(X)
         self.autoencoder_.eval()
         with torch.no_grad():
             Z = self._embed(X)
             if self.final_recluster:
                 self._recluster(Z)
             self.labels_ = self._assign(Z).cpu().numpy()
+        if self.checkpoint_path:
+            self.save(self.checkpoint_path)
+
+    def _save_checkpoint(self, X: Tensor) -> None:
+        """With ``checkpoint_path``: the labels of X under the current network and centroids,
+        then :meth:`save` (no randomness is drawn, so checkpoints do not change the result)."""
+        if self.checkpoint_path:
+            with torch.no_grad():
+                self.labels_ = self._assign(self._embed(X)).cpu().numpy()
+            self.save(self.checkpoint_path)
 
     def _recluster(self, Z: Tensor) -> None:
         """k-means (10 starts) on the final embedding, in the metric of the assignments; the
@@ -243,7 +257,8 @@ class DCN(_CentroidDeepClusterer):
                  epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  clustering_lr: float = 1e-4, random_state: int | None = 0,
                  device: str | None = None, verbose: bool = False, standardize: bool = False,
-                 final_recluster: bool = False, augmentation_invariance: bool = False):
+                 final_recluster: bool = False, augmentation_invariance: bool = False,
+                 checkpoint_path: str | None = None, checkpoint_every: int = 10):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
@@ -251,6 +266,8 @@ class DCN(_CentroidDeepClusterer):
         self.epochs = epochs
         self.clustering_lr = clustering_lr
         self.final_recluster = final_recluster
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -303,6 +320,10 @@ class ACeDeC(_CentroidDeepClusterer):
             each batch (:func:`~pydeepclust.data.random_affine`) is pulled to the centroids of
             the originals; the autoencoder pretrained here also sees augmented images.
         random_state: seeds everything; the same value gives the same labels.
+        checkpoint_path, checkpoint_every: save the model (labels included) after pretraining
+            and the start, every that many clustering epochs, and at the end; a run cut off
+            during clustering keeps its pretrained network: pass
+            ``ACeDeC.load(path).autoencoder_`` as ``autoencoder=`` to start again from it.
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
     ``cluster_dims_`` (rotated dimensions with beta_cs > 0.55, the authors' hardening,
@@ -316,13 +337,16 @@ class ACeDeC(_CentroidDeepClusterer):
                  init_steps: int = 1000, init_lr: float = 1e-2, init: str = "subkmeans",
                  random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False, standardize: bool = False, final_recluster: bool = False,
-                 augmentation_invariance: bool = False):
+                 augmentation_invariance: bool = False, checkpoint_path: str | None = None,
+                 checkpoint_every: int = 10):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
         self.epochs = epochs
         self.clustering_lr = clustering_lr
         self.final_recluster = final_recluster
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
         self.n_init = n_init
         self.init_steps = init_steps
         self.init_lr = init_lr

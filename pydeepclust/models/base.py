@@ -71,7 +71,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             "modules": {name: m.state_dict() for name, m in self._modules().items()},
             "tensors": {k: v.detach().cpu() for k, v in self._fitted_tensors().items()},
         }
-        torch.save(state, path)
+        atomic_save(state, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None):
@@ -122,6 +122,26 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             setattr(self, name, value)
 
     # -- helpers ----------------------------------------------------------------
+
+    def _check_checkpoint_params(self) -> None:
+        """``checkpoint_every`` an integer >= 1, ``checkpoint_path`` None or a file path whose
+        folder exists: checked before training, not at the first save after hours of it."""
+        name = type(self).__name__
+        every, path = self.checkpoint_every, self.checkpoint_path
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"{name}: checkpoint_every must be an integer >= 1, got {every!r}")
+        if path is None:
+            return
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"{name}: checkpoint_path must be a file path or None, "
+                            f"got {type(path).__name__}")
+        folder = os.path.dirname(os.fspath(path)) or "."
+        if not os.path.isdir(folder):
+            raise ValueError(f"{name}: checkpoint_path {os.fspath(path)!r}: folder {folder!r} "
+                             "does not exist")
+
+    def _checkpoint_due(self, epoch: int) -> bool:
+        return bool(self.checkpoint_path) and (epoch + 1) % self.checkpoint_every == 0
 
     def _device(self) -> torch.device:
         device = getattr(self, "device", None)
@@ -219,6 +239,19 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         """Apply ``fn`` to ``X`` in batches on the model's device, concatenated on that device."""
         device = self._device()
         return torch.cat([fn(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then a rename: a run killed while
+    writing leaves the previous checkpoint intact instead of a truncated one."""
+    path = os.fspath(path)
+    partial = f"{path}.partial-{os.getpid()}"
+    try:
+        torch.save(obj, partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def to_device_if_fits(X: Tensor, device: torch.device) -> Tensor:

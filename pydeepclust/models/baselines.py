@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from sklearn.cluster import KMeans, SpectralClustering
 from torch import Tensor

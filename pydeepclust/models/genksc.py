@@ -177,6 +177,7 @@ class GenKSC(DeepClusterer):
     # -- training --------------------------------------------------------------------
 
     def _fit(self, X: Tensor) -> None:
+        self._check_checkpoint_params()
         self._build(tuple(X.shape[1:]))
         device = self._device()
         nets = list(self.encoder_.parameters()) + list(self.decoder_.parameters())
@@ -211,7 +212,7 @@ class GenKSC(DeepClusterer):
             self._finalize(X_train)
             if self.align_codes and epoch + 1 == self.warmup_epochs:
                 self._align_codes(X_train)
-            if self.checkpoint_path and (epoch + 1) % self.checkpoint_every == 0:
+            if self._checkpoint_due(epoch):
                 self.save(self.checkpoint_path)
         if self.checkpoint_path:
             self.save(self.checkpoint_path)

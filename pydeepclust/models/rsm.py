@@ -229,8 +229,9 @@ class RSM(DeepClusterer):
                 raise ValueError(f"RSM: {name} must be an integer >= {minimum}, got {value!r}")
 
         for name, minimum in (("n_clusters", 2), ("epochs", 1), ("batch_size", 2),
-                              ("n_init", 1), ("pretrain_epochs", 0), ("checkpoint_every", 1)):
+                              ("n_init", 1), ("pretrain_epochs", 0)):
             positive_int(name, minimum)
+        self._check_checkpoint_params()
         if self.kernel not in KERNELS:
             raise ValueError(f"RSM: kernel must be one of {KERNELS}, got {self.kernel!r}")
         if self.affinity_on not in AFFINITY_INPUTS:
@@ -340,7 +341,7 @@ class RSM(DeepClusterer):
             self.history_.append({name: value / steps for name, value in sums.items()})
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({n: f"{v:.3g}" for n, v in self.history_[-1].items()})
-            if self.checkpoint_path and (epoch + 1) % self.checkpoint_every == 0:
+            if self._checkpoint_due(epoch):
                 self._cluster(X)
                 self.save(self.checkpoint_path)
         self._cluster(X)
@@ -465,8 +466,6 @@ def add_cli_arguments(p) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--n-init", type=int, default=10, help="k-means starts on z")
-    p.add_argument("--checkpoint-every", type=int, default=10,
-                   help="epochs between checkpoints (written to OUT/model.pt)")
 
 
 def from_cli(args, dataset) -> RSM:
@@ -487,9 +486,7 @@ def from_cli(args, dataset) -> RSM:
                pretrain_epochs=args.pretrain_epochs, penalty_weight=args.penalty_weight,
                whiten_cut=not args.no_whiten_cut,
                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, n_init=args.n_init,
-               random_state=args.seed, device=args.device, verbose=not args.quiet,
-               checkpoint_path=os.path.join(args.out, "model.pt"),
-               checkpoint_every=args.checkpoint_every)
+               random_state=args.seed, device=args.device, verbose=not args.quiet)
 
 
 def cli_outputs(model: RSM, X, dataset, out_dir: str) -> dict[str, str]:
