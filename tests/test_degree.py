@@ -1,5 +1,7 @@
 """Degree-weighted kernel matrices, streaming degrees, KSC centring: kernels vs references."""
 
+import math
+
 import pytest
 import torch
 
@@ -306,6 +308,31 @@ def test_bad_input_gets_clear_error(fn, kwargs, exc, match, backend):
     args = dict(X=X_OK, kernel="rbf", sigma=1.0) | kwargs
     with pytest.raises(exc, match=match):
         getattr(ops, fn)(**args)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("call", [
+    lambda X: ops.degree_weighted_kernel(X, "rbf", 1.0),
+    lambda X: ops.degree_weighted_kernel(X, "linear"),
+    lambda X: ops.ksc_centered_kernel(X, "rbf", 1.0),
+    lambda X: ops.kernel_degrees(X, kernel="rbf", sigma=1.0),
+    lambda X: ops.kernel_degrees(X, kernel="linear"),
+    lambda X: ops.kernel_degrees(torch.ones_like(X), X, kernel="rbf", sigma=1.0),
+    lambda X: ops.weighted_center(X, nonpositive="clamp"),
+], ids=["dwk-rbf", "dwk-linear", "ksc-centered", "degrees-rbf", "degrees-linear",
+        "degrees-Y", "weighted-center"])
+def test_non_finite_rows_are_named_not_hidden(call, value, device, dtype, backend):
+    # An RBF affinity to a point at infinity underflows to a plausible 0 in the native
+    # kernels: the wrappers must name the row instead (on both backends alike).
+    X = torch.rand(2, 6, 3, device=device, dtype=dtype)
+    X[1, 4, 2] = value
+    with pytest.raises(ValueError, match=r"has NaN or inf in 1 row\(s\) \(first flat row index: 10\)"):
+        call(X)
+
+
+def test_weighted_center_of_no_rows_is_refused():
+    with pytest.raises(ValueError, match="weighted_center: Phi has no rows"):
+        ops.weighted_center(torch.empty(0, 3))
 
 
 def test_bad_policy_and_y():

@@ -312,6 +312,21 @@ def test_bad_input_gets_clear_error(X, Z, sigma, exc, match, backend):
             ops.rbf_affinity(X, sigma)
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("op, where", [("rbf_affinity", "X"), ("rbf_ratio_cut", "X"),
+                                       ("rbf_ratio_cut", "Z")])
+def test_non_finite_rows_are_named_not_hidden(op, where, value, device, dtype, backend):
+    # exp(-inf) = 0: the native kernels would give such a row plausible zero affinities.
+    X = torch.rand(2, 6, 3, device=device, dtype=dtype)
+    Z = torch.rand(2, 6, 2, device=device, dtype=dtype)
+    (X if where == "X" else Z)[1, 4, 0] = value
+    call = (lambda: ops.rbf_affinity(X, 1.0)) if op == "rbf_affinity" else \
+        (lambda: ops.rbf_ratio_cut(X, Z, 1.0))
+    with pytest.raises(ValueError, match=rf"{op}: {where} has NaN or inf in 1 row\(s\) "
+                                         r"\(first flat row index: 10\)"):
+        call()
+
+
 def test_bad_normalization():
     with pytest.raises(ValueError, match="normalization must be one of"):
         ops.rbf_ratio_cut(torch.randn(5, 3), torch.randn(5, 2), 1.0, normalization="mean")

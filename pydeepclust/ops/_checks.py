@@ -36,3 +36,15 @@ def raise_on_bad_rows(bad: Tensor, name: str, fn: str) -> None:
         f"{fn}: {name} has NaN or inf in {flat.numel()} row(s) (first flat row index: "
         f"{int(flat[0])}); clean or drop them first"
     )
+
+
+def raise_on_non_finite_rows(t: Tensor, name: str, fn: str) -> None:
+    """Name the rows of ``t`` (features along the last dimension) holding NaN or inf.
+
+    For the kernel ops whose arithmetic would hide them: an RBF affinity to a point at
+    infinity underflows to a plausible 0 instead of propagating NaN. One O(numel) pass,
+    against the ops' O(n^2 d); skipped under ``torch.compile``.
+    """
+    if torch.compiler.is_compiling() or t.numel() == 0:
+        return
+    raise_on_bad_rows(~torch.isfinite(t).all(-1), name, fn)

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from pydeepclust.ops import reference
 from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_tensor
+from pydeepclust.ops._checks import check_tensor, raise_on_non_finite_rows
 
 KERNELS = ("linear", "rbf")
 NONPOSITIVE = ("raise", "clamp")
@@ -131,6 +131,7 @@ def kernel_degrees(
         Y3 = X3
     else:
         check_tensor(Y, "Y", fn, ndim=(X.dim(),))
+        raise_on_non_finite_rows(Y, "Y", fn)
         Y3 = Y.unsqueeze(0) if unbatched else Y
         if Y3.device != X3.device or Y3.dtype != X3.dtype:
             raise ValueError(f"{fn}: X and Y must share device and dtype, got "
@@ -170,6 +171,10 @@ def weighted_center(
     """
     fn = "weighted_center"
     check_tensor(Phi, "Phi", fn, ndim=(2, 3))
+    raise_on_non_finite_rows(Phi, "Phi", fn)
+    if Phi.shape[-2] == 0:
+        raise ValueError(f"{fn}: Phi has no rows (shape {tuple(Phi.shape)}): a weighted mean "
+                         "needs at least one")
     if degrees is None:
         degrees = kernel_degrees(Phi, kernel="linear")
     elif not isinstance(degrees, Tensor) or degrees.shape != Phi.shape[:-1]:
@@ -182,6 +187,7 @@ def weighted_center(
 def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
     """Validate X, kernel and sigma; return X as (B, n, d), sigma as (B,), and unbatched."""
     check_tensor(X, "X", fn, ndim=(2, 3))
+    raise_on_non_finite_rows(X, "X", fn)
     if kernel not in KERNELS:
         raise ValueError(f"{fn}: kernel must be one of {KERNELS}, got {kernel!r}")
     unbatched = X.dim() == 2

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from pydeepclust.ops import reference
 from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_tensor
+from pydeepclust.ops._checks import check_tensor, raise_on_non_finite_rows
 
 NORMALIZATIONS = ("degree", "batch", "sum")
 DISTRIBUTIONS = ("uniform", "log-uniform")
@@ -209,8 +209,10 @@ def rbf_ratio_cut(
 def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
     """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype."""
     check_tensor(X, "X", fn, ndim=(2, 3))
+    raise_on_non_finite_rows(X, "X", fn)
     if Z is not None:
         check_tensor(Z, "Z", fn, ndim=(2, 3))
+        raise_on_non_finite_rows(Z, "Z", fn)
         if Z.device != X.device or Z.dtype != X.dtype:
             raise ValueError(f"{fn}: X and Z must have the same device and dtype, got "
                              f"{X.device}/{X.dtype} and {Z.device}/{Z.dtype}")
