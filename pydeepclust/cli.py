@@ -82,6 +82,10 @@ def cmd_fit(args) -> int:
     module = importlib.import_module(MODELS[args.model])
     train = load_dataset(args.data, split="train" if args.test else "all", path=args.data_path,
                          random_state=args.data_seed)
+    if args.k is None:
+        args.k = train.n_classes
+    elif args.k < 2:
+        raise ValueError(f"--k must be >= 2 (clusters), got {args.k}")
     model = module.from_cli(args, train)
     X = model_input(train)
     os.makedirs(args.out, exist_ok=True)
@@ -102,19 +106,26 @@ def cmd_fit(args) -> int:
     results["params"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
                          for k, v in model.get_params().items()}
     model.save(checkpoint)
-    pictures = module.cli_outputs(model, X, train, args.out) if not args.no_pictures else {}
-    results["files"] = {"checkpoint": checkpoint, **pictures}
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    results["files"] = {"checkpoint": checkpoint}
+    _write_metrics(results, args.out)  # before the pictures: a failing plot loses no result
     for split in ("train", "test"):
         if split in results:
             r = results[split]
             print(f"{args.model} on {results.get(split + '_data', train.name)}: "
                   f"NMI {r['nmi']:.4f}  ARI {r['ari']:.4f}  ACC {r['acc']:.4f}")
+    pictures = {} if args.no_pictures else module.cli_outputs(model, X, train, args.out)
+    if pictures:
+        results["files"].update(pictures)
+        _write_metrics(results, args.out)
     print(f"fit took {wall:.1f} s; metrics, checkpoint and pictures in {args.out}/")
     for name, path in pictures.items():
         print(f"  {name}: {path}")
     return 0
+
+
+def _write_metrics(results: dict, out_dir: str) -> None:
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(results, f, indent=2)
 
 
 def cmd_info(args) -> int:
@@ -188,7 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "n", 1) < 1:
-        raise SystemExit("--n must be >= 1")
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for option in ("n", "repeats"):
+        if getattr(args, option, 1) < 1:
+            parser.error(f"--{option} must be >= 1")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+        # the library's own checks name the parameter: say it without a traceback
+        parser.exit(2, f"{parser.prog}: error: {err}\n")

@@ -353,6 +353,7 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(fitted, tmp_path, mon
     (dict(checkpoint_every=True), ValueError, "checkpoint_every"),
     (dict(checkpoint_path=7), TypeError, "checkpoint_path must be a file path"),
     (dict(checkpoint_path="no/such/folder/m.pt"), ValueError, "folder 'no/such/folder' does not"),
+    (dict(checkpoint_path="."), ValueError, "'.' is a folder; give a file path in it"),
 ])
 @pytest.mark.parametrize("cls", [ACeDeC, DCN])
 def test_bad_checkpoint_parameters_fail_before_training(cls, params, error, match, blobs,

@@ -584,7 +584,7 @@ def add_cli_arguments(parser) -> None:
 
 
 def from_cli(args, dataset):
-    common = dict(n_clusters=args.k or dataset.n_classes, latent_dim=args.latent_dim,
+    common = dict(n_clusters=args.k, latent_dim=args.latent_dim,
                   arch=args.arch, hidden=parse_hidden(args.hidden),
                   pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                   batch_size=args.batch_size, lr=args.lr, clustering_lr=args.clustering_lr,

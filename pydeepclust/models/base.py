@@ -135,6 +135,9 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"{name}: checkpoint_path must be a file path or None, "
                             f"got {type(path).__name__}")
+        if os.path.isdir(path):
+            raise ValueError(f"{name}: checkpoint_path {os.fspath(path)!r} is a folder; give a "
+                             "file path in it, e.g. model.pt")
         folder = os.path.dirname(os.fspath(path)) or "."
         if not os.path.isdir(folder):
             raise ValueError(f"{name}: checkpoint_path {os.fspath(path)!r}: folder {folder!r} "

@@ -90,6 +90,9 @@ class AEKMeans(AutoencoderClusterer):
             raise ValueError("AEKMeans: augmentation_invariance only changes the pretraining; with "
                              "a given autoencoder it would do nothing (pretrain that network with "
                              "pretrain_autoencoder(..., augmentation_invariance=True))")
+        if isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1:
+            # checked before pretraining, not by k-means after it
+            raise ValueError(f"AEKMeans: n_init must be an integer >= 1, got {self.n_init!r}")
         self._pretrained_autoencoder(X)
         Z = self._embed(X)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
@@ -192,17 +195,21 @@ def add_cli_arguments(parser) -> None:
         add_autoencoder_arguments(parser)
 
 
+def _n_init(args, default):
+    return default if args.n_init is None else args.n_init
+
+
 def from_cli(args, dataset):
-    k = args.k or dataset.n_classes
+    k = args.k
     if args.model == "spectral":
         return SpectralBaseline(k, affinity=args.affinity, n_neighbors=args.n_neighbors,
                                 gamma=args.gamma, assign_labels=args.assign_labels,
-                                n_init=args.n_init or 10, random_state=args.seed)
+                                n_init=_n_init(args, 10), random_state=args.seed)
     if args.model == "kmeans":
-        return KMeansBaseline(k, n_init=args.n_init or "auto", random_state=args.seed)
+        return KMeansBaseline(k, n_init=_n_init(args, "auto"), random_state=args.seed)
     return AEKMeans(k, latent_dim=args.latent_dim, arch=args.arch, hidden=parse_hidden(args.hidden),
                     pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
-                    n_init=args.n_init or 10, random_state=args.seed, device=args.device,
+                    n_init=_n_init(args, 10), random_state=args.seed, device=args.device,
                     verbose=not args.quiet, standardize=args.standardize,
                     augmentation_invariance=args.augment)
 

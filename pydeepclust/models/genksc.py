@@ -97,7 +97,11 @@ class GenKSC(DeepClusterer):
         m = ops.code_width(k)
         is_28 = tuple(sample_shape[-2:]) == (28, 28)
         arch = self.arch if self.arch != "auto" else ("conv" if is_28 else "mlp")
-        d_f = self.feature_dim or (1024 if arch == "conv" else 256)
+        d_f = self.feature_dim
+        if d_f is None:
+            d_f = 1024 if arch == "conv" else 256
+        if isinstance(d_f, bool) or not isinstance(d_f, int) or d_f < 1:
+            raise ValueError(f"GenKSC: feature_dim must be a positive integer or None, got {d_f!r}")
         s = self.n_components if self.n_components is not None else max(10, m)
         if not isinstance(s, int) or s < m:
             raise ValueError(
@@ -368,19 +372,21 @@ def add_cli_arguments(p) -> None:
 
 
 def from_cli(args, dataset) -> GenKSC:
-    k = args.k or dataset.n_classes
+    k = args.k
     preset = dict(CLI_PRESETS["image28" if dataset.image_shape == (28, 28) else "small"])
     overrides = {"feature_dim": args.feature_dim, "epochs": args.epochs,
                  "warmup_epochs": args.warmup, "batch_size": args.batch_size, "lr": args.lr,
                  "lr_stiefel": args.lr_stiefel, "eta_rec": args.eta_rec, "eta_cl": args.eta_cl}
     preset.update({key: v for key, v in overrides.items() if v is not None})
-    s = args.s or (40 if dataset.image_shape == (28, 28) and k == 10 else max(10, ops.code_width(k)))
+    s = args.s if args.s is not None else (
+        40 if dataset.image_shape == (28, 28) and k == 10 else max(10, ops.code_width(k)))
     return GenKSC(n_clusters=k, n_components=s, arch=args.arch, eta_ksc=args.eta_ksc,
                   random_state=args.seed, device=args.device, verbose=not args.quiet, **preset)
 
 
 def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
-    """Cluster traversals, higher-component traversals and the score plot, as PNG files."""
+    """The score plot, and for image data the cluster and higher-component traversals, as
+    PNG files."""
     import os
 
     import numpy as np
@@ -389,6 +395,24 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
 
     k = model.n_clusters
     names = dataset.class_names
+    files = {}
+    if dataset.image_shape is not None:
+        files.update(_traversal_pictures(model, X, out_dir))
+    scores = model.transform(X)
+    files["scores"] = viz.plot_scores(
+        scores, model.labels_, os.path.join(out_dir, "scores.png"), codes=model.codes_.cpu(),
+        title=f"GenKSC scores on {dataset.name}" + (f" ({len(names)} classes)" if names else ""))
+    return files
+
+
+def _traversal_pictures(model: GenKSC, X, out_dir: str) -> dict[str, str]:
+    import os
+
+    import numpy as np
+
+    from pydeepclust import viz
+
+    k = model.n_clusters
     files = {}
     trav = model.traversal_scores(X, steps=9, extrapolate=1.5)
     images = model.generate(trav.reshape(-1, trav.shape[-1])).reshape(k, 9, *model.sample_shape_)
@@ -406,8 +430,4 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
             imgs.numpy(), os.path.join(out_dir, "components.png"),
             row_labels=[f"e{m + j + 1}" for j in range(len(comps))],
             title=f"higher score components around cluster {largest}'s mean, ± 3 std")
-    scores = model.transform(X)
-    files["scores"] = viz.plot_scores(
-        scores, model.labels_, os.path.join(out_dir, "scores.png"), codes=model.codes_.cpu(),
-        title=f"GenKSC scores on {dataset.name}" + (f" ({len(names)} classes)" if names else ""))
     return files

@@ -305,7 +305,7 @@ def add_cli_arguments(p) -> None:
 
 
 def from_cli(args, dataset) -> KSC:
-    return KSC(args.k or dataset.n_classes, sigma=args.sigma, criterion=args.criterion,
+    return KSC(args.k, sigma=args.sigma, criterion=args.criterion,
                n_train=args.n_train, random_state=args.seed)
 
 

@@ -477,7 +477,7 @@ def from_cli(args, dataset) -> RSM:
             raise SystemExit(f"--bandwidth-scale must be 'knn', 'median' or a number, got {scale!r}")
     low, high = (float(v) for v in args.bandwidth_range.split(","))
     m_low, m_high = (int(v) for v in args.n_neighbors_range.split(","))
-    return RSM(n_clusters=args.k or dataset.n_classes, embedding_dim=args.embedding_dim,
+    return RSM(n_clusters=args.k, embedding_dim=args.embedding_dim,
                arch=args.arch, hidden=tuple(int(h) for h in args.hidden.split(",") if h.strip()),
                kernel=args.kernel, bandwidth_range=(low, high), bandwidth_scale=scale,
                n_neighbors=args.n_neighbors, n_neighbors_range=(m_low, m_high),

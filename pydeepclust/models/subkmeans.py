@@ -119,7 +119,7 @@ def add_cli_arguments(parser) -> None:
 
 
 def from_cli(args, dataset):
-    return SubKMeans(args.k or dataset.n_classes, n_init=args.n_init, max_iter=args.max_iter,
+    return SubKMeans(args.k, n_init=args.n_init, max_iter=args.max_iter,
                      random_state=args.seed)
 
 

@@ -1,0 +1,83 @@
+"""The command line: every model on non-image data, results kept when a picture fails,
+bad option values answered with a one-line error (exit 2) that names them."""
+
+import json
+import os
+
+import pytest
+
+import pydeepclust.models.genksc as genksc_module
+from pydeepclust.cli import main as cli_main
+
+NET = ["--hidden", "16", "--latent-dim", "3", "--pretrain-epochs", "1"]
+FAST = {
+    "genksc": ["--epochs", "2", "--warmup", "1"],
+    "rsm": ["--epochs", "2", "--hidden", "16"],
+    "ksc": [],
+    "acedec": ["--epochs", "1", *NET],
+    "dcn": ["--epochs", "1", *NET],
+    "ae-kmeans": NET,
+    "kmeans": [],
+    "subkmeans": [],
+    "spectral": [],
+}
+
+
+@pytest.mark.parametrize("model", sorted(FAST))
+def test_every_model_fits_non_image_data(model, tmp_path, capsys):
+    out = tmp_path / model
+    assert cli_main(["fit", model, "--data", "blobs", "--quiet", "--out", str(out),
+                     *FAST[model]]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["train"]["nmi"] <= 1
+    assert (out / "model.pt").stat().st_size > 0
+    assert all(os.path.getsize(path) > 0 for path in metrics["files"].values())
+    assert f"{model} on blobs: NMI" in capsys.readouterr().out
+
+
+def test_genksc_on_images_draws_traversals_and_on_points_only_scores(tmp_path):
+    for data, pictures in (("digits012", {"traversals", "components", "scores"}),
+                           ("blobs", {"scores"})):
+        out = tmp_path / data
+        assert cli_main(["fit", "genksc", "--data", data, "--quiet", "--out", str(out),
+                         *FAST["genksc"]]) == 0
+        files = json.loads((out / "metrics.json").read_text())["files"]
+        assert set(files) == {"checkpoint", *pictures}
+
+
+def test_a_failing_picture_keeps_the_metrics(tmp_path, monkeypatch):
+    def broken_plot(*args):
+        raise RuntimeError("the plotting broke")
+
+    monkeypatch.setattr(genksc_module, "cli_outputs", broken_plot)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="the plotting broke"):
+        cli_main(["fit", "genksc", "--data", "blobs", "--quiet", "--out", str(out),
+                  *FAST["genksc"]])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["nmi"] >= 0 and (out / "model.pt").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit", "kmeans", "--data", "blobs", "--k", "1"], "--k must be >= 2 (clusters), got 1"),
+    (["fit", "genksc", "--data", "blobs", "--k", "0"], "--k must be >= 2 (clusters), got 0"),
+    (["fit", "genksc", "--data", "blobs", "--s", "0"], "n_components (s) must be an integer"),
+    (["fit", "genksc", "--data", "blobs", "--feature-dim", "0"],
+     "feature_dim must be a positive integer or None, got 0"),
+    (["fit", "genksc", "--data", "blobs", "--epochs", "-1"], "epochs must be a positive integer"),
+    (["fit", "ae-kmeans", "--data", "blobs", "--n-init", "0", *NET],
+     "AEKMeans: n_init must be an integer >= 1, got 0"),
+    (["fit", "kmeans", "--data", "blobs", "--n-init", "0"], "n_init"),
+    (["fit", "rsm", "--data", "blobs", "--checkpoint-every", "0"],
+     "RSM: checkpoint_every must be an integer >= 1, got 0"),
+    (["bench", "--repeats", "0"], "--repeats must be >= 1"),
+    (["bench", "--n", "0"], "--n must be >= 1"),
+])
+def test_bad_values_get_a_one_line_error(argv, message, tmp_path, capsys):
+    if argv[0] == "fit":
+        argv = [*argv, "--quiet", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
