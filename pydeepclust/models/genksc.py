@@ -17,7 +17,9 @@ degrees of the whole training set.
 from __future__ import annotations
 
 import math
+import os
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -387,13 +389,8 @@ def from_cli(args, dataset) -> GenKSC:
 def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
     """The score plot, and for image data the cluster and higher-component traversals, as
     PNG files."""
-    import os
+    from pydeepclust import viz  # matplotlib: imported only when drawing
 
-    import numpy as np
-
-    from pydeepclust import viz
-
-    k = model.n_clusters
     names = dataset.class_names
     files = {}
     if dataset.image_shape is not None:
@@ -406,10 +403,6 @@ def cli_outputs(model: GenKSC, X, dataset, out_dir: str) -> dict[str, str]:
 
 
 def _traversal_pictures(model: GenKSC, X, out_dir: str) -> dict[str, str]:
-    import os
-
-    import numpy as np
-
     from pydeepclust import viz
 
     k = model.n_clusters
