@@ -267,6 +267,7 @@ def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
                                   random_state=random_state, device=device, verbose=verbose,
                                   standardize=standardize,
                                   augmentation_invariance=augmentation_invariance)
+    holder._check_common_types()
     return holder._pretrained_autoencoder(holder._check_X(X, fitting=True))
 
 

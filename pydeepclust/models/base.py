@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
+import pickle
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -37,6 +40,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Train on ``X`` of shape (n, d), (n, H, W) or (n, C, H, W); ``y`` is ignored."""
+        self._check_common_types()
         X = self._check_X(X, fitting=True)
         self.sample_shape_ = tuple(X.shape[1:])
         self.n_features_in_ = int(np.prod(self.sample_shape_))
@@ -76,15 +80,32 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None):
         """Rebuild a fitted estimator from :meth:`save`'s file (safe: ``weights_only=True``)."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: torch.load could not "
+                             f"read it safely ({type(err).__name__})") from err
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: it holds a "
+                             f"{type(state).__name__}")
         if state.get("format") != CHECKPOINT_FORMAT or state.get("estimator") != cls.__name__:
             raise ValueError(
                 f"{path} is not a {cls.__name__} checkpoint (estimator={state.get('estimator')!r}, "
                 f"format={state.get('format')!r})"
             )
         params = dict(state["params"])
-        if device is not None:
+        if "device" not in params:  # runs on the CPU only
+            if device is not None and str(device) != "cpu":
+                raise ValueError(f"{cls.__name__}.load: this model runs on the CPU only, "
+                                 f"got device={device!r}")
+        elif device is not None:
             params["device"] = device
+        elif params["device"] not in (None, "auto", "cpu") and \
+                torch.device(params["device"]).type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(f"{path} was fitted with device={params['device']!r}; this torch sees "
+                          "no CUDA GPU, so it is loaded on the CPU (pass device= to choose)",
+                          stacklevel=2)
+            params["device"] = "cpu"
         est = cls(**params)
         est.sample_shape_ = tuple(state["sample_shape"])
         est.n_features_in_ = int(np.prod(est.sample_shape_))
@@ -123,6 +144,18 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
 
     # -- helpers ----------------------------------------------------------------
 
+    def _check_common_types(self) -> None:
+        """``n_clusters`` an integer >= 1 and ``random_state`` None or an integer, before any
+        work (a model needing more clusters says so itself)."""
+        name = type(self).__name__
+        k = getattr(self, "n_clusters", 1)
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"{name}: n_clusters must be an integer >= 1, got {k!r}")
+        seed = getattr(self, "random_state", None)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"{name}: random_state must be an integer or None (pydeepclust "
+                             f"derives every generator from one int seed), got {seed!r}")
+
     def _check_checkpoint_params(self) -> None:
         """``checkpoint_every`` an integer >= 1, ``checkpoint_path`` None or a file path whose
         folder exists: checked before training, not at the first save after hours of it."""
@@ -150,7 +183,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         device = getattr(self, "device", None)
         if device in (None, "auto"):
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(device)
+        return check_device(device, type(self).__name__)
 
     def _generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from ``random_state`` (fresh entropy when None)."""
@@ -159,7 +192,7 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         if seed is None:
             g.seed()
         else:
-            g.manual_seed(int(seed) * 1_000_003 + offset)
+            g.manual_seed((int(seed) * 1_000_003 + offset) % 2**64)  # any int, same streams
         return g
 
     def _int_seed(self, offset: int = 0) -> int:
@@ -242,6 +275,26 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         """Apply ``fn`` to ``X`` in batches on the model's device, concatenated on that device."""
         device = self._device()
         return torch.cat([fn(X[i:i + batch_size].to(device)) for i in range(0, len(X), batch_size)])
+
+
+def check_device(device, owner: str) -> torch.device:
+    """``device`` as a torch.device this machine has, or a ValueError naming it."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{owner}: device must be 'cpu', 'cuda', 'cuda:N' or None, "
+                         f"got {device!r}") from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{owner}: device={device!r}, but this torch sees no CUDA GPU "
+                             "(use 'cpu', or None for the best available)")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"{owner}: device={device!r}, but there are only "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+    elif resolved.type != "cpu":
+        raise ValueError(f"{owner}: device must be 'cpu', 'cuda', 'cuda:N' or None, "
+                         f"got {device!r}")
+    return resolved
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
