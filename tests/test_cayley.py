@@ -181,6 +181,10 @@ def test_non_orthonormal_X(device, backend):
     Y = ops.cayley_retraction(X, G, 0.1)
     assert torch.isfinite(Y).all() and ops.orthonormality_error(Y) > 1e-3
     ops.cayley_retraction(stiefel((10, 3), torch.float64, device), G, 0.1, check_orthonormal=True)
+    X_nan = stiefel((10, 3), torch.float64, device)
+    X_nan[4, 1] = float("nan")  # max |X^T X - I| is NaN: not within any tolerance
+    with pytest.raises(ValueError, match="X must have orthonormal columns"):
+        ops.cayley_retraction(X_nan, G, 0.1, check_orthonormal=True)
 
 
 @pytest.mark.parametrize(

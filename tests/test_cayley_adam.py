@@ -1,6 +1,7 @@
 """CayleyAdam: Stiefel parameters stay orthonormal and reach the optimum; Euclidean groups are Adam."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -124,12 +125,20 @@ def test_non_orthonormal_parameter_is_rejected_at_the_first_step():
 @pytest.mark.parametrize(
     "param, kwargs, exc, match",
     [
-        (torch.randn(3, 10), {}, ValueError, "p <= n"),
+        (torch.randn(3, 10), {}, ValueError, "1 <= p <= n"),
         (torch.randn(10), {}, ValueError, r"shape \(n, p\) or \(B, n, p\)"),
         (torch.randn(10, 3).half(), {}, TypeError, "float32 or float64"),
         (torch.randn(10, 3), {"lr": 0.0}, ValueError, "lr must be > 0"),
         (torch.randn(10, 3), {"betas": (0.9, 1.0)}, ValueError, "betas"),
         (torch.randn(10, 3), {"eps": -1.0}, ValueError, "eps"),
+        (torch.randn(10, 3), {"eps": 0.0}, ValueError, "eps must be > 0 and finite, got 0.0"),
+        (torch.randn(10, 3), {"eps": math.nan}, ValueError, "eps must be > 0 and finite"),
+        (torch.randn(10, 3), {"lr": math.inf}, ValueError, "lr must be > 0 and finite"),
+        (torch.randn(10, 3), {"lr": "0.1"}, ValueError, "lr must be > 0 and finite, got '0.1'"),
+        (torch.randn(10, 3), {"lr": True}, ValueError, "lr must be > 0 and finite, got True"),
+        (torch.randn(10, 3), {"betas": 0.9}, ValueError, "betas must be two numbers"),
+        (torch.randn(10, 3), {"betas": (2.0, 0.5)}, ValueError, "betas must be two numbers"),
+        (torch.randn(5, 0), {}, ValueError, "1 <= p <= n"),
     ],
 )
 def test_bad_arguments(param, kwargs, exc, match):
@@ -142,3 +151,43 @@ def test_add_param_group_checks_stiefel_shapes():
     opt.add_param_group({"params": [torch.nn.Parameter(torch.randn(7))], "stiefel": False})
     with pytest.raises(ValueError, match="p <= n"):
         opt.add_param_group({"params": [torch.nn.Parameter(torch.randn(2, 6))]})
+
+
+@pytest.mark.parametrize("group, match", [
+    ({"lr": -1.0}, "lr of param group 1 must be > 0"),
+    ({"betas": (0.9, 1.5)}, "betas of param group 1 must be two numbers"),
+    ({"eps": math.nan}, "eps of param group 1 must be > 0"),
+])
+def test_param_group_hyperparameters_are_checked(group, match):
+    with pytest.raises(ValueError, match=match):
+        CayleyAdam([{"params": [torch.nn.Parameter(orthonormal(6, 2))]},
+                    {"params": [torch.nn.Parameter(torch.randn(3))], "stiefel": False, **group}])
+    opt = CayleyAdam([torch.nn.Parameter(orthonormal(6, 2))])
+    with pytest.raises(ValueError, match=match):
+        opt.add_param_group({"params": [torch.nn.Parameter(orthonormal(5, 2))], **group})
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+@pytest.mark.parametrize("which", ["stiefel", "euclidean"])
+def test_a_non_finite_gradient_moves_no_parameter(which, bad):
+    U = torch.nn.Parameter(orthonormal(6, 2))
+    w = torch.nn.Parameter(torch.randn(4))
+    opt = CayleyAdam([{"params": [U]}, {"params": [w], "stiefel": False, "lr": 1e-2}], lr=0.05)
+    U.grad, w.grad = torch.randn(6, 2), torch.randn(4)
+    opt.step()  # a first, good step: state exists
+    before = (U.detach().clone(), w.detach().clone())
+    U.grad, w.grad = torch.randn(6, 2), torch.randn(4)
+    (U if which == "stiefel" else w).grad[1] = bad
+    group = 0 if which == "stiefel" else 1
+    with pytest.raises(FloatingPointError, match=f"parameter 0 of param group {group} has NaN"):
+        opt.step()
+    assert torch.equal(U, before[0]) and torch.equal(w, before[1])
+
+
+def test_a_nan_stiefel_parameter_is_not_orthonormal():
+    U = torch.nn.Parameter(orthonormal(6, 2))
+    with torch.no_grad():
+        U[0, 0] = math.nan
+    U.grad = torch.randn(6, 2)
+    with pytest.raises(ValueError, match="orthonormal columns at the first step"):
+        CayleyAdam([U]).step()

@@ -69,7 +69,7 @@ def cayley_retraction(
     if check_orthonormal and not torch.compiler.is_compiling():
         err = orthonormality_error(X)
         tol = default_orthonormality_tol(X.dtype)
-        if err.numel() and bool((err > tol).any()):
+        if err.numel() and not bool((err <= tol).all()):  # NaN fails too
             raise ValueError(f"{fn}: X must have orthonormal columns: max |X^T X - I| = "
                              f"{err.max().item():.3g} > {tol:g}; orthonormalise it first "
                              "(e.g. torch.linalg.qr(X).Q)")

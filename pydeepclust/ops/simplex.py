@@ -161,6 +161,10 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str) -> Tensor:
         )
     if not codes.dtype.is_floating_point:
         raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
+    # k x m, tiny: a zero or non-finite code would make every cosine to it NaN
+    if not torch.compiler.is_compiling() and not bool(
+            (torch.isfinite(codes).all(dim=1) & (codes.abs().sum(dim=1) > 0)).all()):
+        raise ValueError(f"{fn}: codes must be finite, without zero rows, got {codes}")
     return codes.to(E.dtype)
 
 

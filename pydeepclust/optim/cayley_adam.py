@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
@@ -70,21 +73,16 @@ class CayleyAdam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.999), eps: float = 1e-8,
                  stiefel: bool = True):
-        if not lr > 0:
-            raise ValueError(f"CayleyAdam: lr must be > 0, got {lr}")
-        if not (len(betas) == 2 and all(0 <= b < 1 for b in betas)):
-            raise ValueError(f"CayleyAdam: betas must be two numbers in [0, 1), got {betas}")
-        if not eps >= 0:
-            raise ValueError(f"CayleyAdam: eps must be >= 0, got {eps}")
+        _check_hyperparameters(lr, betas, eps, "")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, stiefel=bool(stiefel)))
-        for group in self.param_groups:
-            if group["stiefel"]:
-                for index, param in enumerate(group["params"]):
-                    _check_stiefel_param(param, index)
 
     def add_param_group(self, param_group: dict) -> None:
+        """Every group, the first ones included, comes through here (Optimizer.__init__):
+        its own lr / betas / eps and its Stiefel shapes are checked."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        where = f" of param group {len(self.param_groups) - 1}"
+        _check_hyperparameters(group["lr"], group["betas"], group["eps"], where)
         if group["stiefel"]:
             for index, param in enumerate(group["params"]):
                 _check_stiefel_param(param, index)
@@ -95,17 +93,34 @@ class CayleyAdam(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self._check_gradients()
         for group in self.param_groups:
             for index, param in enumerate(group["params"]):
                 if param.grad is None:
                     continue
-                if param.grad.is_sparse:
-                    raise RuntimeError("CayleyAdam does not support sparse gradients")
                 if group["stiefel"]:
                     self._stiefel_step(param, group, index)
                 else:
                     self._adam_step(param, group)
         return loss
+
+    def _check_gradients(self) -> None:
+        """Refuse the whole step, before any parameter moves, when a gradient holds NaN or inf
+        (one would turn a Stiefel matrix into NaN for good). One synchronisation per step."""
+        grads = [(g, i, p.grad) for g, group in enumerate(self.param_groups)
+                 for i, p in enumerate(group["params"]) if p.grad is not None]
+        for _, _, grad in grads:
+            if grad.is_sparse:
+                raise RuntimeError("CayleyAdam does not support sparse gradients")
+        if not grads or torch.compiler.is_compiling():
+            return
+        finite = torch.stack([torch.isfinite(grad).all().to(grads[0][2].device)
+                              for _, _, grad in grads])
+        if not bool(finite.all()):
+            g, i, _ = grads[int((~finite).nonzero()[0])]
+            raise FloatingPointError(
+                f"CayleyAdam: the gradient of parameter {i} of param group {g} has NaN or inf; "
+                "no parameter was changed by this step")
 
     def _stiefel_step(self, X: Tensor, group: dict, index: int) -> None:
         state = self.state[X]
@@ -113,7 +128,7 @@ class CayleyAdam(Optimizer):
         if not state:
             err = orthonormality_error(X)
             tol = default_orthonormality_tol(X.dtype)
-            if err.numel() and bool((err > tol).any()):
+            if err.numel() and not bool((err <= tol).all()):  # NaN fails too
                 raise ValueError(
                     f"CayleyAdam: Stiefel parameter {index} of shape {tuple(X.shape)} must have "
                     f"orthonormal columns at the first step: max |X^T X - I| = "
@@ -160,12 +175,26 @@ class CayleyAdam(Optimizer):
         param.addcdiv_(m, denom, value=-group["lr"] / (1 - beta1**t))
 
 
+def _check_hyperparameters(lr, betas, eps, where: str) -> None:
+    def real(value) -> bool:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+    if not (real(lr) and 0 < lr < math.inf):
+        raise ValueError(f"CayleyAdam: lr{where} must be > 0 and finite, got {lr!r}")
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2
+            and all(real(b) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"CayleyAdam: betas{where} must be two numbers in [0, 1), got {betas!r}")
+    if not (real(eps) and 0 < eps < math.inf):
+        # eps = 0 would divide a zero gradient's zero moment by zero
+        raise ValueError(f"CayleyAdam: eps{where} must be > 0 and finite, got {eps!r}")
+
+
 def _check_stiefel_param(param: Tensor, index: int) -> None:
     where = f"CayleyAdam: Stiefel parameter {index}"
     if param.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{where} must be float32 or float64, got {param.dtype}")
-    if param.dim() not in (2, 3) or param.shape[-1] > param.shape[-2]:
+    if param.dim() not in (2, 3) or not 1 <= param.shape[-1] <= param.shape[-2]:
         raise ValueError(
-            f"{where} must have shape (n, p) or (B, n, p) with p <= n (orthonormal columns), "
+            f"{where} must have shape (n, p) or (B, n, p) with 1 <= p <= n (orthonormal columns), "
             f"got {tuple(param.shape)}; put other parameters in a group with stiefel=False"
         )
