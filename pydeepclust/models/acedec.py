@@ -146,9 +146,7 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         name = type(self).__name__
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
             raise ValueError(f"{name}: epochs must be an integer >= 0, got {self.epochs!r}")
-        if not isinstance(self.clustering_lr, (int, float)) or not self.clustering_lr > 0:
-            raise ValueError(f"{name}: clustering_lr must be a positive number, "
-                             f"got {self.clustering_lr!r}")
+        self._check_numbers("clustering_lr")
         if not isinstance(self.final_recluster, bool):
             raise ValueError(f"{name}: final_recluster must be True or False, "
                              f"got {self.final_recluster!r}")
@@ -271,8 +269,7 @@ class DCN(_CentroidDeepClusterer):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if not isinstance(self.lam, (int, float)) or not self.lam > 0:
-            raise ValueError(f"DCN: lam must be a positive number, got {self.lam!r}")
+        self._check_numbers("lam")
 
     def _init_clustering(self, Z: Tensor) -> None:
         labels = torch.as_tensor(self._kmeans(Z, offset=3), device=Z.device)
@@ -358,8 +355,7 @@ class ACeDeC(_CentroidDeepClusterer):
             value = getattr(self, param)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"ACeDeC: {param} must be an integer >= {minimum}, got {value!r}")
-        if not isinstance(self.init_lr, (int, float)) or not self.init_lr > 0:
-            raise ValueError(f"ACeDeC: init_lr must be a positive number, got {self.init_lr!r}")
+        self._check_numbers("init_lr")
         if self.init not in ("subkmeans", "random"):
             raise ValueError(f"ACeDeC: init must be 'subkmeans' or 'random', got {self.init!r}")
         if self.latent_dim < 2:

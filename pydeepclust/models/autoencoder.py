@@ -200,8 +200,7 @@ class AutoencoderClusterer(DeepClusterer):
             minimum = 0 if param == "pretrain_epochs" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name}: {param} must be an integer >= {minimum}, got {value!r}")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"{name}: lr must be a positive number, got {self.lr!r}")
+        self._check_numbers("lr")
         if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):
             raise TypeError(f"{name}: autoencoder must be a pydeepclust Autoencoder or None, "
                             f"got {type(self.autoencoder).__name__}")

@@ -176,6 +176,18 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"{name}: checkpoint_path {os.fspath(path)!r}: folder {folder!r} "
                              "does not exist")
 
+    def _check_numbers(self, *names: str, minimum: float = 0.0, strict: bool = True) -> None:
+        """Each parameter in ``names`` a finite real number above ``minimum`` (at or above it
+        with ``strict=False``): learning rates, loss weights."""
+        for param in names:
+            value = getattr(self, param)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+                math.isfinite(value) and (value > minimum if strict else value >= minimum)
+            if not ok:
+                bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+                raise ValueError(f"{type(self).__name__}: {param} must be a finite number "
+                                 f"{bound}, got {value!r}")
+
     def _checkpoint_due(self, epoch: int) -> bool:
         return bool(self.checkpoint_path) and (epoch + 1) % self.checkpoint_every == 0
 

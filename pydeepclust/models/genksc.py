@@ -118,6 +118,8 @@ class GenKSC(DeepClusterer):
                 raise ValueError(f"GenKSC: {name} must be a positive integer, got {value!r}")
         if self.batch_size < 2:
             raise ValueError("GenKSC: batch_size must be >= 2 (degrees need several samples)")
+        self._check_numbers("lr", "lr_stiefel")
+        self._check_numbers("eta_ksc", "eta_rec", "eta_cl", "weight_decay", strict=False)
         return s, d_f, arch
 
     def _build(self, sample_shape) -> None:

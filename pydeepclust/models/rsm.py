@@ -243,8 +243,7 @@ class RSM(DeepClusterer):
         if self.network_input == "autoencoder" and self.arch != "mlp":
             raise ValueError("RSM: network_input='autoencoder' needs arch='mlp' (the code is a "
                              "vector)")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"RSM: lr must be a positive number, got {self.lr!r}")
+        self._check_numbers("lr")
         lam = self.penalty_weight
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
             raise ValueError(f"RSM: penalty_weight must be a number >= 0, got {lam!r}")
