@@ -384,6 +384,8 @@ def test_dcn_lambda_changes_the_result(blobs):
     (dict(n_init=0), ValueError, "n_init"),
     (dict(latent_dim=1), ValueError, "latent_dim"),
     (dict(init="kmeans"), ValueError, "init"),
+    (dict(hidden="16"), ValueError, "hidden must be a sequence of positive integer widths"),
+    (dict(hidden=None), ValueError, "hidden must be a sequence of positive integer widths"),
     (dict(autoencoder=nn.Linear(2, 2)), TypeError, "autoencoder"),
     (dict(autoencoder=Autoencoder((5,), 4, hidden=(8,))), ValueError, "autoencoder"),
 ])

@@ -95,6 +95,8 @@ def test_ae_kmeans_uses_the_given_autoencoder(subspace_blobs):
     (lambda: SubKMeans(3, n_init=0), "n_init"),
     (lambda: AEKMeans(3, pretrain_epochs=-1), "pretrain_epochs"),
     (lambda: AEKMeans(3, lr=0), "lr"),
+    (lambda: SubKMeans(3, tol=-1.0), "SubKMeans: tol must be a finite number >= 0, got -1.0"),
+    (lambda: SubKMeans(3, tol=float("nan")), "SubKMeans: tol must be a finite number >= 0"),
 ])
 def test_bad_parameters(make, match, subspace_blobs):
     with pytest.raises(ValueError, match=match):

@@ -165,6 +165,24 @@ def test_bad_parameters_are_named(params, match):
         RSM(**{"n_clusters": 3, "epochs": 1, **params}).fit(X)
 
 
+@pytest.mark.parametrize("params, match", [
+    (dict(hidden="16"), "RSM: hidden must be a sequence of positive integer widths"),
+    (dict(hidden=(16.5,)), "RSM: hidden must be a sequence of positive integer widths"),
+    (dict(hidden=(16, 0)), "RSM: hidden must be"),
+    (dict(network_input="autoencoder", autoencoder_hidden="8"),
+     "RSM: autoencoder_hidden must be a sequence"),
+])
+def test_widths_are_checked_not_misread(params, match):
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        RSM(3, epochs=1, **params).fit(X)
+
+
+def test_constant_data_is_a_named_collapse_not_a_linalg_error():
+    with pytest.raises(FloatingPointError, match="RSM: Z\\^T Z of the embedding is not positive"):
+        RSM(3, random_state=0, **FAST).fit(np.ones((60, 4), np.float32))
+
+
 def test_bad_data_is_named():
     X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     X[7, 1] = np.nan

@@ -61,6 +61,12 @@ def test_bad_k(k):
         ops.simplex_codes(k)
 
 
+@pytest.mark.parametrize("dtype", [torch.int64, torch.float16, torch.bool])
+def test_codes_only_in_the_supported_float_dtypes(dtype):
+    with pytest.raises(TypeError, match="simplex_codes: dtype must be torch.float32 or"):
+        ops.simplex_codes(3, dtype=dtype)
+
+
 # ---------------------------------------------------------------- assignment
 
 

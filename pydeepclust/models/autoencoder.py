@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from pydeepclust.data.augment import random_affine
 from pydeepclust.models.base import DeepClusterer, to_device_if_fits
-from pydeepclust.nn import ConvDecoder28
+from pydeepclust.nn import ConvDecoder28, check_widths
 from pydeepclust.nn import autoencoder as build_encoder_decoder
 
 
@@ -39,8 +39,9 @@ class Autoencoder(nn.Module):
             raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
         self.sample_shape = tuple(int(s) for s in sample_shape)
         self.latent_dim = latent_dim
+        hidden = check_widths(hidden, "Autoencoder: hidden")
         self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
-                                                           tuple(hidden))
+                                                           hidden)
         self.register_buffer("input_shift", torch.zeros(()))
         self.register_buffer("input_scale", torch.ones(()))
         linears = [m for m in self.modules() if isinstance(m, nn.Linear)]

@@ -43,7 +43,7 @@ import pydeepclust.ops as ops
 from pydeepclust.ops.rbf import DISTRIBUTIONS as BANDWIDTH_DISTRIBUTIONS
 from pydeepclust.models.autoencoder import Autoencoder, pretrain_autoencoder
 from pydeepclust.models.base import DeepClusterer
-from pydeepclust.nn import ConvEncoder28, mlp
+from pydeepclust.nn import ConvEncoder28, check_widths, mlp
 
 __all__ = ["RSM", "knn_indices", "knn_ratio_cut", "orthonormality_penalty", "rsm_loss", "whiten"]
 
@@ -89,14 +89,19 @@ def whiten(Z: Tensor, jitter: float | None = None) -> Tensor:
     keeps R invertible."""
     if jitter is None:
         jitter = 10 * torch.finfo(Z.dtype).eps
+    return torch.linalg.solve_triangular(_gram_cholesky(Z, jitter), Z.T, upper=False).T
+
+
+def _gram_cholesky(Z: Tensor, jitter: float) -> Tensor:
+    """Cholesky factor of ``Z^T Z / n`` (+ ``jitter`` x its mean diagonal), or a clear error."""
     gram = Z.T @ Z / Z.shape[0]
     eye = torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)
     L, info = torch.linalg.cholesky_ex(gram + jitter * gram.diagonal().mean().detach() * eye)
     if int(info) != 0:
-        raise FloatingPointError("RSM: Z^T Z of the batch is not positive definite (the "
-                                 "embedding collapsed or is not finite); lower the learning "
-                                 "rate")
-    return torch.linalg.solve_triangular(L, Z.T, upper=False).T
+        raise FloatingPointError(
+            "RSM: Z^T Z of the embedding is not positive definite: the embedding collapsed "
+            "(e.g. constant or duplicated data, or too large a learning rate) or is not finite")
+    return L
 
 
 def rsm_loss(A: Tensor, Z: Tensor, sigma: Tensor | float | None = None,
@@ -281,13 +286,14 @@ class RSM(DeepClusterer):
         k = self.n_clusters if self.embedding_dim is None else self.embedding_dim
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"RSM: embedding_dim must be a positive integer, got {k!r}")
-        hidden = [int(h) for h in self.hidden]
+        hidden = list(check_widths(self.hidden, "RSM: hidden"))
         d = int(np.prod(sample_shape))
         self.autoencoder_ = None
         with self._seeded():
             if self.network_input == "autoencoder":
-                self.autoencoder_ = Autoencoder(sample_shape, self.latent_dim, "mlp",
-                                                tuple(self.autoencoder_hidden))
+                self.autoencoder_ = Autoencoder(
+                    sample_shape, self.latent_dim, "mlp",
+                    check_widths(self.autoencoder_hidden, "RSM: autoencoder_hidden"))
                 self.autoencoder_.to(self._device()).eval()
                 d = self.latent_dim
             if self.arch == "mlp":
@@ -398,8 +404,7 @@ class RSM(DeepClusterer):
             Z = self._embed_in_batches(self.network_, inputs)
             eye = torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)
             self.whitening_ = (torch.linalg.solve_triangular(
-                torch.linalg.cholesky(Z.T @ Z / len(Z)), eye, upper=False).T
-                if self.whiten_cut else eye)
+                _gram_cholesky(Z, jitter=0.0), eye, upper=False).T if self.whiten_cut else eye)
             Z = Z @ self.whitening_
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
         km.fit(Z.cpu().double().numpy())

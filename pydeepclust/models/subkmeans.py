@@ -48,6 +48,7 @@ class SubKMeans(DeepClusterer):
             value = getattr(self, param)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"SubKMeans: {param} must be an integer >= 1, got {value!r}")
+        self._check_numbers("tol", strict=False)
         data = X.reshape(len(X), -1).double().numpy()
         if data.shape[1] < 2:
             raise ValueError("SubKMeans: needs at least 2 features to split into two spaces")

@@ -8,16 +8,32 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 from torch import nn
 
 
+def check_widths(widths, name: str) -> tuple[int, ...]:
+    """``widths`` (a sequence of layer widths) as a tuple of positive ints, or a ValueError
+    naming the parameter: a string like "16" would otherwise read as widths 1 and 6."""
+    try:
+        items = [] if isinstance(widths, (str, bytes)) else list(widths)
+    except TypeError:
+        items = None
+    if items is None or isinstance(widths, (str, bytes)) or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in items):
+        raise ValueError(f"{name} must be a sequence of positive integer widths, e.g. "
+                         f"(500, 500, 2000), got {widths!r}")
+    return tuple(int(w) for w in items)
+
+
 def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU,
         final_activation: nn.Module | None = None, batch_norm: bool = False) -> nn.Sequential:
     """Linear layers ``sizes[0] -> ... -> sizes[-1]`` with ``activation`` between them."""
-    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-        raise ValueError(f"mlp: sizes must hold at least two positive widths, got {list(sizes)}")
+    sizes = check_widths(sizes, "mlp: sizes")
+    if len(sizes) < 2:
+        raise ValueError(f"mlp: sizes must hold at least two widths, got {list(sizes)}")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
@@ -83,10 +99,10 @@ def autoencoder(input_shape: Sequence[int], latent_dim: int, arch: str = "auto",
     d = 1
     for s in shape:
         d *= s
-    sizes = [d, *hidden, latent_dim]
+    sizes = [d, *check_widths(hidden, "hidden"), latent_dim]
     encoder = nn.Sequential(nn.Flatten(), mlp(sizes))
     decoder = nn.Sequential(mlp(sizes[::-1]), nn.Unflatten(1, shape))
     return encoder, decoder
 
 
-__all__ = ["ConvDecoder28", "ConvEncoder28", "autoencoder", "mlp"]
+__all__ = ["ConvDecoder28", "ConvEncoder28", "autoencoder", "check_widths", "mlp"]

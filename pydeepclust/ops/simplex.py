@@ -30,6 +30,8 @@ def simplex_codes(k: int, dtype: torch.dtype = torch.float32, device=None) -> Te
     GenKSC plots). For ``k = 2``: (1, 0) and (-1, 0).
     """
     _check_k(k)
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"simplex_codes: dtype must be torch.float32 or torch.float64, got {dtype}")
     if k == 2:
         codes = torch.tensor([[1.0, 0.0], [-1.0, 0.0]], dtype=torch.float64)
     else:
