@@ -89,7 +89,10 @@ def test_empty_batch():
 @pytest.mark.parametrize("images, kwargs, error, match", [
     (torch.zeros(4, 64), {}, ValueError, "images"),
     (torch.zeros(2, 1, 1, 8, 8), {}, ValueError, "images"),
-    (torch.zeros(4, 8, 8, dtype=torch.int64), {}, TypeError, "floating"),
+    (torch.zeros(4, 8, 8, dtype=torch.int64), {}, TypeError, "float32 or float64"),
+    (torch.zeros(4, 8, 8, dtype=torch.float16), {}, TypeError, "float32 or float64, got torch.f"),
+    (torch.zeros(4, 0, 0), {}, ValueError, "H, W >= 1"),
+    (torch.zeros(4, 8, 8), dict(generator=5), TypeError, "generator must be a torch.Generator"),
     (torch.zeros(4, 8, 8), dict(degrees=-1), ValueError, "degrees"),
     (torch.zeros(4, 8, 8), dict(translate=1.5), ValueError, "translate"),
     (torch.zeros(4, 8, 8), dict(shear=90), ValueError, "shear"),
@@ -104,7 +107,16 @@ def test_bad_input(images, kwargs, error, match):
     (torch.zeros(3), torch.zeros(4), torch.zeros(4, 2), "angle"),
     (torch.zeros(4), 0.0, torch.zeros(4, 2), "shear"),
     (torch.zeros(4), torch.zeros(4), torch.zeros(4), "shift"),
+    (torch.tensor([0.0, float("nan"), 0.0, 0.0]), torch.zeros(4), torch.zeros(4, 2),
+     "angle holds NaN or inf"),
+    (torch.zeros(4), torch.zeros(4), torch.full((4, 2), float("inf")), "shift holds NaN or inf"),
 ])
 def test_affine_images_checks_its_parameters(angle, shear, shift, match):
     with pytest.raises(ValueError, match=match):
         affine_images(torch.zeros(4, 8, 8), angle, shear, shift)
+
+
+def test_affine_images_takes_real_parameters_only():
+    with pytest.raises(TypeError, match="angle must hold real numbers, got torch.complex64"):
+        affine_images(torch.zeros(4, 8, 8), torch.zeros(4, dtype=torch.complex64),
+                      torch.zeros(4), torch.zeros(4, 2))

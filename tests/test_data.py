@@ -354,6 +354,16 @@ BAD_CALLS = [
     (lambda: make_ksc_blobs(n_samples=2), ValueError, "n_samples must be an integer >= 3"),
     (lambda: make_ksc_blobs(n_features=1), ValueError, "n_features"),
     (lambda: make_ksc_blobs(n_samples=10.5), ValueError, "n_samples"),
+    (lambda: make_synth25(random_state=1.5), ValueError, "random_state must be an integer >= 0"),
+    (lambda: make_ksc_blobs(random_state="x"), ValueError, "random_state must be an integer"),
+    (lambda: make_two_circles(random_state=-1), ValueError, "random_state must be an integer"),
+    (lambda: load_dataset("blobs", random_state="x"), ValueError, "random_state must be an"),
+    (lambda: load_dataset(["digits"]), ValueError, r"unknown data set \['digits'\]"),
+    (lambda: load_dataset("digits", classes=[0.5, 1]), ValueError, "classes must be integer labels"),
+    (lambda: load_dataset("digits", classes=["a", "b"]), ValueError, "classes must be integer"),
+    (lambda: load_dataset("digits", classes="01"), ValueError, "classes must be integer labels"),
+    (lambda: load_dataset("digits", split="test", test_size="0.2"), ValueError, "test_size"),
+    (lambda: select_classes(np.zeros((3, 2)), [0, 1]), TypeError, "dataset must be a pydeepclust"),
 ]
 
 
@@ -370,6 +380,8 @@ def test_dataset_validates_its_arrays():
         Dataset("x", np.zeros((3, 2), np.float32), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="image_shape"):
         Dataset("x", np.zeros((3, 2), np.float32), np.zeros(3, np.int64), image_shape=(2, 2))
+    with pytest.raises(TypeError, match="X must be a numpy array, got list"):
+        Dataset("x", [[0.0, 1.0]], np.zeros(1, np.int64))
 
 
 def test_stratified_split_function():

@@ -21,8 +21,10 @@ def _as_nchw(images: Tensor, fn: str) -> Tensor:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"{fn}: images must be a tensor of shape (n, H, W) or (n, C, H, W), "
                          f"got {shape}")
-    if not images.is_floating_point():
-        raise TypeError(f"{fn}: images must be floating point, got {images.dtype}")
+    if images.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{fn}: images must be float32 or float64, got {images.dtype}")
+    if 0 in images.shape[-2:]:
+        raise ValueError(f"{fn}: images must have H, W >= 1, got shape {tuple(images.shape)}")
     return images.unsqueeze(1) if images.dim() == 3 else images
 
 
@@ -41,6 +43,10 @@ def affine_images(images: Tensor, angle: Tensor, shear: Tensor, shift: Tensor) -
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"affine_images: {name} must be a tensor of shape {shape} (one per "
                              f"image), got {got}")
+        if value.dtype not in (torch.float32, torch.float64, torch.int32, torch.int64):
+            raise TypeError(f"affine_images: {name} must hold real numbers, got {value.dtype}")
+        if value.numel() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"affine_images: {name} holds NaN or inf")
     if n == 0:
         return images.clone()
     kw = dict(device=x.device, dtype=x.dtype)
@@ -81,6 +87,9 @@ def random_affine(images: Tensor, generator: torch.Generator | None = None,
                 0 <= value <= top):
             raise ValueError(f"random_affine: {name} must be a number in [0, {top:g}], "
                              f"got {value!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"random_affine: generator must be a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
     x = _as_nchw(images, "random_affine")
     n, _, h, w = x.shape
     draws = torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1  # U(-1, 1)

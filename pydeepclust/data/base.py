@@ -33,6 +33,10 @@ class Dataset:
     class_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        for field in ("X", "y"):
+            if not isinstance(getattr(self, field), np.ndarray):
+                raise TypeError(f"Dataset {self.name}: {field} must be a numpy array, got "
+                                f"{type(getattr(self, field)).__name__}")
         if self.X.ndim != 2 or self.X.dtype != np.float32:
             raise ValueError(f"Dataset {self.name}: X must be (n, d) float32, got "
                              f"{self.X.dtype} {self.X.shape}")
@@ -82,7 +86,13 @@ class Dataset:
 
 def select_classes(dataset: Dataset, classes, name: str | None = None) -> Dataset:
     """Only the rows whose label is in ``classes`` (labels keep their values)."""
-    wanted = np.unique(np.asarray(classes, dtype=np.int64))
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"select_classes: dataset must be a pydeepclust Dataset, got "
+                        f"{type(dataset).__name__}")
+    given = np.asarray(classes)
+    if isinstance(classes, (str, bytes)) or given.dtype.kind not in "iu":
+        raise ValueError(f"select_classes: classes must be integer labels, got {classes!r}")
+    wanted = np.unique(given.astype(np.int64))
     if wanted.size < 2:
         raise ValueError(f"select_classes: classes must name at least two labels, got {classes!r}")
     missing = np.setdiff1d(wanted, dataset.classes)
@@ -98,8 +108,9 @@ def stratified_split(
     dataset: Dataset, test_size: float = 0.2, random_state: int = 0
 ) -> tuple[Dataset, Dataset]:
     """A seeded train/test split that keeps the class proportions: ``(train, test)``."""
-    if not 0.0 < test_size < 1.0:
-        raise ValueError(f"stratified_split: test_size must lie in (0, 1), got {test_size}")
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or \
+            not 0.0 < test_size < 1.0:
+        raise ValueError(f"stratified_split: test_size must lie in (0, 1), got {test_size!r}")
     train_index, test_index = _sklearn_split(
         np.arange(len(dataset)),
         test_size=test_size,

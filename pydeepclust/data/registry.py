@@ -95,7 +95,7 @@ def load_dataset(
 
     Returns a :class:`Dataset` (X float32 numpy) named like ``"digits[0,1,2]:train"``.
     """
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise ValueError(f"load_dataset: unknown data set {name!r}; known: {sorted(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"load_dataset: split must be one of {SPLITS}, got {split!r}")
