@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -295,10 +296,13 @@ X_OK = torch.rand(2, 5, 3)
         (dict(X=X_OK.numpy()), TypeError, "X must be a torch.Tensor"),
         (dict(kernel="poly"), ValueError, "kernel must be one of"),
         (dict(sigma=None), ValueError, "needs a bandwidth sigma"),
-        (dict(sigma=-1.0), ValueError, "sigma must be a positive float"),
-        (dict(sigma="1"), ValueError, "sigma must be a positive float"),
+        (dict(sigma=-1.0), ValueError, "sigma must be a positive finite float"),
+        (dict(sigma="1"), ValueError, "sigma must be a positive finite float"),
         (dict(sigma=torch.ones(3)), ValueError, r"sigma must be .* shape \(2,\)"),
         (dict(sigma=torch.tensor([1.0, 0.0])), ValueError, "sigma must be positive"),
+        (dict(sigma=torch.tensor([1.0, float("inf")])), ValueError, "sigma must be positive and"),
+        (dict(sigma=torch.tensor([1, 2])), TypeError, "sigma must be a floating tensor"),
+        (dict(sigma=float("inf")), ValueError, "sigma must be a positive finite float"),
         (dict(sigma=torch.ones(2, device="meta")), ValueError, "sigma must be on X's device"),
         (dict(kernel="linear", sigma=1.0), ValueError, "linear kernel takes none"),
     ],
@@ -333,6 +337,13 @@ def test_non_finite_rows_are_named_not_hidden(call, value, device, dtype, backen
 def test_weighted_center_of_no_rows_is_refused():
     with pytest.raises(ValueError, match="weighted_center: Phi has no rows"):
         ops.weighted_center(torch.empty(0, 3))
+
+
+def test_numpy_scalar_bandwidths_are_numbers(backend):
+    X = torch.rand(6, 3, dtype=torch.float64)
+    for op in (lambda s: ops.kernel_degrees(X, kernel="rbf", sigma=s),
+               lambda s: ops.rbf_affinity(X, s)):
+        torch.testing.assert_close(op(np.float32(0.5)), op(0.5))
 
 
 def test_bad_policy_and_y():

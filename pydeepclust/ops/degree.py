@@ -30,6 +30,9 @@ check cannot raise: such rows come out NaN (never inf), so compile with
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -201,17 +204,22 @@ def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
         raise ValueError(f"{fn}: the rbf kernel needs a bandwidth sigma (a float or a (B,) tensor)")
     if isinstance(sigma, Tensor):
         allowed = [(), (1,)] if unbatched else [(B,)]
+        if not sigma.dtype.is_floating_point:
+            raise TypeError(f"{fn}: sigma must be a floating tensor, got {sigma.dtype}")
         if tuple(sigma.shape) not in allowed:
             raise ValueError(f"{fn}: sigma must be a float or a tensor of shape "
                              f"{' or '.join(map(str, allowed))}, got {tuple(sigma.shape)}")
         if sigma.device != X.device:
             raise ValueError(f"{fn}: sigma must be on X's device {X.device}, got {sigma.device}")
-        if not torch.compiler.is_compiling() and not bool((sigma > 0).all()):
-            raise ValueError(f"{fn}: sigma must be positive, got {sigma}")
+        if not torch.compiler.is_compiling() and not bool(
+                ((sigma > 0) & torch.isfinite(sigma)).all()):
+            raise ValueError(f"{fn}: sigma must be positive and finite, got {sigma}")
         sig = sigma.detach().to(X.dtype).reshape(-1).expand(B)
     else:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0:
-            raise ValueError(f"{fn}: sigma must be a positive float or a tensor, got {sigma!r}")
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or \
+                not 0 < sigma < math.inf:
+            raise ValueError(f"{fn}: sigma must be a positive finite float or a tensor, "
+                             f"got {sigma!r}")
         sig = X3.new_full((B,), float(sigma))
     return X3, sig.contiguous(), unbatched
 

@@ -12,6 +12,7 @@ so its memory is O(n (d + k)); :func:`rbf_affinity` materialises S when you need
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -222,7 +223,7 @@ def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
                 f"{tuple(X.shape[:-1])}, got {tuple(Z.shape)}"
             )
     batch_shape = X.shape[:-2]
-    if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
         if not 0 < sigma < math.inf:
             raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma!r}")
         return X.new_full(batch_shape, float(sigma))
