@@ -32,8 +32,16 @@ def _as_label_array(labels, name: str, fn: str) -> np.ndarray:
         raise ValueError(f"{fn}: {name} must be one-dimensional, got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"{fn}: {name} is empty")
+    if array.dtype.kind == "c":
+        raise ValueError(f"{fn}: {name} must hold labels (integers or strings), got {array.dtype}")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"{fn}: {name} contains NaN or inf")
+    if array.dtype.kind == "O":
+        try:
+            np.unique(array)
+        except TypeError as err:  # e.g. strings mixed with numbers: labels must be comparable
+            raise ValueError(f"{fn}: {name} mixes label types that cannot be compared "
+                             f"({err})") from err
     return array
 
 

@@ -129,6 +129,8 @@ BAD_INPUTS = [
     ([0, 1], [], "y_pred is empty"),
     ([[0, 1]], [[0, 1]], "one-dimensional"),
     ([0.0, np.nan], [0, 1], "NaN"),
+    ([0, 1], np.array([0j, 1j]), "y_pred must hold labels"),
+    (np.array(["a", 1, "b"], dtype=object), [0, 1, 0], "y_true mixes label types"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Cosine-to-simplex assignment, soft memberships and AMS: kernels vs references."""
 
 
+import numpy as np
 import pytest
 import torch
 
@@ -279,6 +280,16 @@ def test_average_membership_strength_bad_input():
         ops.average_membership_strength(m, torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         ops.average_membership_strength(m, torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(TypeError, match="labels must be a torch tensor"):
+        ops.average_membership_strength(m, np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        ops.average_membership_strength(m, torch.zeros(4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="memberships must be float32 or float64"):
+        ops.average_membership_strength(m > 0.5)
+    nan_row = m.clone()
+    nan_row[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"memberships has NaN or inf in 1 row\(s\)"):
+        ops.average_membership_strength(nan_row)
 
 
 # ---------------------------------------------------------------- torch.library / compile

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from pydeepclust.ops import reference
 from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_tensor, raise_on_bad_rows
+from pydeepclust.ops._checks import (check_tensor, raise_on_bad_rows,
+                                      raise_on_non_finite_rows)
 
 
 def code_width(k: int) -> int:
@@ -113,17 +114,24 @@ def average_membership_strength(memberships: Tensor, labels: Tensor | None = Non
     solutions that leave clusters empty score lower (as a model-selection
     criterion should).
     """
+    fn = "average_membership_strength"
     if not isinstance(memberships, Tensor) or memberships.dim() != 2 or memberships.shape[1] < 1:
         raise ValueError(
-            "average_membership_strength: memberships must be a tensor of shape (n, k), got "
+            f"{fn}: memberships must be a tensor of shape (n, k), got "
             f"{getattr(memberships, 'shape', type(memberships).__name__)}"
         )
+    check_tensor(memberships, "memberships", fn)
     n, k = memberships.shape
     if n == 0:
-        raise ValueError("average_membership_strength: memberships has no rows")
+        raise ValueError(f"{fn}: memberships has no rows")
+    raise_on_non_finite_rows(memberships, "memberships", fn)
     if labels is None:
         labels = memberships.argmax(dim=1)
-    elif labels.shape != (n,) or labels.dtype.is_floating_point:
+    elif not isinstance(labels, Tensor):
+        raise TypeError(f"{fn}: labels must be a torch tensor (e.g. torch.as_tensor(labels)), "
+                        f"got {type(labels).__name__}")
+    elif labels.shape != (n,) or labels.dtype.is_floating_point or labels.dtype == torch.bool \
+            or labels.is_complex():
         raise ValueError(
             f"average_membership_strength: labels must be an integer tensor of shape ({n},), "
             f"got {labels.dtype} {tuple(labels.shape)}"
