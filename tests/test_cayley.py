@@ -264,3 +264,13 @@ def test_cuda_kernel_registered_iff_built_with_cuda():
         return
     assert ops.has_kernel("cayley_retraction", "cpu")
     assert ops.has_kernel("cayley_retraction", "cuda") == info["cuda"]
+
+
+def test_helpers_name_bad_arguments():
+    with pytest.raises(TypeError, match="default_orthonormality_tol: dtype must be"):
+        ops.default_orthonormality_tol("x")
+    with pytest.raises(TypeError, match="orthonormality_error: X must be a torch.Tensor"):
+        ops.orthonormality_error([[1.0, 0.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="orthonormality_error: X must have 2 or 3 dimensions"):
+        ops.orthonormality_error(torch.ones(3))
+    assert ops.has_kernel("no_such_op", "cpu") is False

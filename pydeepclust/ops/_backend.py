@@ -82,11 +82,12 @@ def has_kernel(op: str, device: torch.device) -> bool:
 @functools.lru_cache(maxsize=None)
 def _registered(op: str, device_type: str) -> bool:
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    return (
-        _C is not None
-        and key is not None
-        and torch._C._dispatch_has_kernel_for_dispatch_key(f"pydeepclust::{op}", key)
-    )
+    if _C is None or key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"pydeepclust::{op}", key)
+    except RuntimeError:  # no such op in the schema: no kernel for it either
+        return False
 
 
 # Registrations are fixed once the extension is imported, so torch.compile may

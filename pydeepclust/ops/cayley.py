@@ -14,6 +14,7 @@ from pydeepclust.ops._checks import check_tensor
 
 def orthonormality_error(X: Tensor) -> Tensor:
     """``max |X^T X - I|`` per matrix: shape () for (n, p), (B,) for (B, n, p)."""
+    check_tensor(X, "X", "orthonormality_error", ndim=(2, 3))
     p = X.shape[-1]
     eye = torch.eye(p, dtype=X.dtype, device=X.device)
     gram = X.transpose(-2, -1) @ X
@@ -22,7 +23,11 @@ def orthonormality_error(X: Tensor) -> Tensor:
 
 def default_orthonormality_tol(dtype: torch.dtype) -> float:
     """Tolerance of :func:`cayley_retraction`'s ``check_orthonormal`` for ``dtype``."""
-    return 1e-4 if dtype == torch.float32 else 1e-10
+    tolerances = {torch.float32: 1e-4, torch.float64: 1e-10}
+    if dtype not in tolerances:
+        raise TypeError(f"default_orthonormality_tol: dtype must be torch.float32 or "
+                        f"torch.float64, got {dtype!r}")
+    return tolerances[dtype]
 
 
 def cayley_retraction(
