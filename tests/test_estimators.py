@@ -117,3 +117,11 @@ def test_cpu_only_models_take_device_cpu_on_load(X, tmp_path):
                                   model.labels_)
     with pytest.raises(ValueError, match="runs on the CPU only, got device='cuda'"):
         KMeansBaseline.load(tmp_path / "km.pt", device="cuda")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_numpy_integers_are_integers(cls, X):
+    params = {k: np.int64(v) if isinstance(v, int) and not isinstance(v, bool) else v
+              for k, v in TINY[cls].items()}
+    labels = cls(np.int64(3), random_state=np.int64(0), **params).fit(X).labels_
+    np.testing.assert_array_equal(labels, cls(3, random_state=0, **TINY[cls]).fit(X).labels_)

@@ -151,7 +151,7 @@ def test_autoencoder_inputs_round_trip_and_checkpoints(blobs, tmp_path):
         (dict(kernel="rbf", batch_size=8, n_neighbors=8), "n_neighbors must be an integer 1 <= n_neighbors"),
         (dict(kernel="knn", n_neighbors_range=(5, 300)), "n_neighbors_range must be integers"),
         (dict(arch="conv"), "arch='conv' needs 28x28 images"),
-        (dict(embedding_dim=0), "embedding_dim must be a positive integer"),
+        (dict(embedding_dim=0), "embedding_dim must be an integer >= 1, got 0"),
         (dict(bandwidth_scale="mean"), "bandwidth_scale must be 'knn', 'median' or a positive"),
         (dict(bandwidth_scale=-1.0), "bandwidth_scale must be 'knn', 'median' or a positive"),
         (dict(bandwidth_distribution="normal"), "bandwidth_distribution must be one of"),

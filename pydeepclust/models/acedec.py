@@ -144,8 +144,7 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _check_params(self) -> None:
         name = type(self).__name__
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 0:
-            raise ValueError(f"{name}: epochs must be an integer >= 0, got {self.epochs!r}")
+        self._check_integers("epochs", minimum=0)
         self._check_numbers("clustering_lr")
         if not isinstance(self.final_recluster, bool):
             raise ValueError(f"{name}: final_recluster must be True or False, "
@@ -351,10 +350,8 @@ class ACeDeC(_CentroidDeepClusterer):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for param, minimum in (("n_init", 1), ("init_steps", 0)):
-            value = getattr(self, param)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"ACeDeC: {param} must be an integer >= {minimum}, got {value!r}")
+        self._check_integers("n_init")
+        self._check_integers("init_steps", minimum=0)
         self._check_numbers("init_lr")
         if self.init not in ("subkmeans", "random"):
             raise ValueError(f"ACeDeC: init must be 'subkmeans' or 'random', got {self.init!r}")

@@ -9,6 +9,7 @@ so the pretrained network stays untouched and can be handed on.
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -35,12 +36,13 @@ class Autoencoder(nn.Module):
     def __init__(self, sample_shape: Sequence[int], latent_dim: int = 10, arch: str = "mlp",
                  hidden: Sequence[int] = (500, 500, 2000)):
         super().__init__()
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, numbers.Integral) or \
+                latent_dim < 1:
             raise ValueError(f"Autoencoder: latent_dim must be a positive integer, got {latent_dim!r}")
         self.sample_shape = tuple(int(s) for s in sample_shape)
-        self.latent_dim = latent_dim
+        self.latent_dim = int(latent_dim)
         hidden = check_widths(hidden, "Autoencoder: hidden")
-        self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, latent_dim, arch,
+        self.encoder, self.decoder = build_encoder_decoder(self.sample_shape, self.latent_dim, arch,
                                                            hidden)
         self.register_buffer("input_shift", torch.zeros(()))
         self.register_buffer("input_scale", torch.ones(()))
@@ -196,11 +198,8 @@ class AutoencoderClusterer(DeepClusterer):
 
     def _check_common_params(self) -> None:
         name = type(self).__name__
-        for param in ("n_clusters", "pretrain_epochs", "batch_size"):
-            value = getattr(self, param)
-            minimum = 0 if param == "pretrain_epochs" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name}: {param} must be an integer >= {minimum}, got {value!r}")
+        self._check_integers("n_clusters", "batch_size")
+        self._check_integers("pretrain_epochs", minimum=0)
         self._check_numbers("lr")
         if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):
             raise TypeError(f"{name}: autoencoder must be a pydeepclust Autoencoder or None, "

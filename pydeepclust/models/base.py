@@ -160,9 +160,8 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         """``checkpoint_every`` an integer >= 1, ``checkpoint_path`` None or a file path whose
         folder exists: checked before training, not at the first save after hours of it."""
         name = type(self).__name__
-        every, path = self.checkpoint_every, self.checkpoint_path
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"{name}: checkpoint_every must be an integer >= 1, got {every!r}")
+        self._check_integers("checkpoint_every")
+        path = self.checkpoint_path
         if path is None:
             return
         if not isinstance(path, (str, os.PathLike)):
@@ -175,6 +174,15 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         if not os.path.isdir(folder):
             raise ValueError(f"{name}: checkpoint_path {os.fspath(path)!r}: folder {folder!r} "
                              "does not exist")
+
+    def _check_integers(self, *names: str, minimum: int = 1) -> None:
+        """Each parameter in ``names`` an integer (numpy's too, not bool) >= ``minimum``."""
+        for param in names:
+            value = getattr(self, param)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+                    value < minimum:
+                raise ValueError(f"{type(self).__name__}: {param} must be an integer >= "
+                                 f"{minimum}, got {value!r}")
 
     def _check_numbers(self, *names: str, minimum: float = 0.0, strict: bool = True) -> None:
         """Each parameter in ``names`` a finite real number above ``minimum`` (at or above it

@@ -90,9 +90,7 @@ class AEKMeans(AutoencoderClusterer):
             raise ValueError("AEKMeans: augmentation_invariance only changes the pretraining; with "
                              "a given autoencoder it would do nothing (pretrain that network with "
                              "pretrain_autoencoder(..., augmentation_invariance=True))")
-        if isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1:
-            # checked before pretraining, not by k-means after it
-            raise ValueError(f"AEKMeans: n_init must be an integer >= 1, got {self.n_init!r}")
+        self._check_integers("n_init")  # before pretraining, not by k-means after it
         self._pretrained_autoencoder(X)
         Z = self._embed(X)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))

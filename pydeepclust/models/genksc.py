@@ -17,6 +17,7 @@ degrees of the whole training set.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 
 import numpy as np
@@ -93,31 +94,26 @@ class GenKSC(DeepClusterer):
 
     def _resolved(self, sample_shape) -> tuple[int, int, str]:
         """(s, d_f, arch) after defaults, with clear errors for impossible settings."""
-        k = self.n_clusters
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(f"GenKSC: n_clusters must be an integer >= 2, got {k!r}")
+        self._check_integers("n_clusters", minimum=2)
+        k = int(self.n_clusters)
         m = ops.code_width(k)
         is_28 = tuple(sample_shape[-2:]) == (28, 28)
         arch = self.arch if self.arch != "auto" else ("conv" if is_28 else "mlp")
-        d_f = self.feature_dim
-        if d_f is None:
-            d_f = 1024 if arch == "conv" else 256
-        if isinstance(d_f, bool) or not isinstance(d_f, int) or d_f < 1:
-            raise ValueError(f"GenKSC: feature_dim must be a positive integer or None, got {d_f!r}")
+        if self.feature_dim is not None:
+            self._check_integers("feature_dim")
+        d_f = self.feature_dim if self.feature_dim is not None else (
+            1024 if arch == "conv" else 256)
         s = self.n_components if self.n_components is not None else max(10, m)
-        if not isinstance(s, int) or s < m:
+        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < m:
             raise ValueError(
                 f"GenKSC: n_components (s) must be an integer >= code_width(k) = {m} for "
                 f"n_clusters={k}, got {s!r}"
             )
         if s >= d_f:
             raise ValueError(f"GenKSC: n_components={s} must be below feature_dim={d_f}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GenKSC: {name} must be a positive integer, got {value!r}")
-        if self.batch_size < 2:
-            raise ValueError("GenKSC: batch_size must be >= 2 (degrees need several samples)")
+        self._check_integers("epochs")
+        self._check_integers("warmup_epochs", minimum=0)
+        self._check_integers("batch_size", minimum=2)  # degrees need several samples
         self._check_numbers("lr", "lr_stiefel")
         self._check_numbers("eta_ksc", "eta_rec", "eta_cl", "weight_decay", strict=False)
         return s, d_f, arch

@@ -228,14 +228,9 @@ class RSM(DeepClusterer):
     # -- parameters and networks --------------------------------------------------------
 
     def _check_params(self, n_samples: int) -> None:
-        def positive_int(name, minimum=1):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"RSM: {name} must be an integer >= {minimum}, got {value!r}")
-
-        for name, minimum in (("n_clusters", 2), ("epochs", 1), ("batch_size", 2),
-                              ("n_init", 1), ("pretrain_epochs", 0)):
-            positive_int(name, minimum)
+        self._check_integers("n_clusters", "batch_size", minimum=2)
+        self._check_integers("epochs", "n_init")
+        self._check_integers("pretrain_epochs", minimum=0)
         self._check_checkpoint_params()
         if self.kernel not in KERNELS:
             raise ValueError(f"RSM: kernel must be one of {KERNELS}, got {self.kernel!r}")
@@ -283,9 +278,9 @@ class RSM(DeepClusterer):
                             f"{type(self.autoencoder).__name__}")
 
     def _build(self, sample_shape) -> None:
+        if self.embedding_dim is not None:
+            self._check_integers("embedding_dim")
         k = self.n_clusters if self.embedding_dim is None else self.embedding_dim
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"RSM: embedding_dim must be a positive integer, got {k!r}")
         hidden = list(check_widths(self.hidden, "RSM: hidden"))
         d = int(np.prod(sample_shape))
         self.autoencoder_ = None

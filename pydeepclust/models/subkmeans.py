@@ -44,10 +44,7 @@ class SubKMeans(DeepClusterer):
         self.random_state = random_state
 
     def _fit(self, X: Tensor) -> None:
-        for param in ("n_clusters", "n_init", "max_iter"):
-            value = getattr(self, param)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SubKMeans: {param} must be an integer >= 1, got {value!r}")
+        self._check_integers("n_clusters", "n_init", "max_iter")
         self._check_numbers("tol", strict=False)
         data = X.reshape(len(X), -1).double().numpy()
         if data.shape[1] < 2:

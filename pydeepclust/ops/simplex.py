@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 
 import torch
 from torch import Tensor
@@ -148,7 +149,7 @@ def average_membership_strength(memberships: Tensor, labels: Tensor | None = Non
 
 
 def _check_k(k) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 2:
         raise ValueError(f"k (number of clusters) must be an integer >= 2, got {k!r}")
 
 
