@@ -105,7 +105,8 @@ def cmd_fit(args) -> int:
         results["test_data"] = test.name
     results["params"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
                          for k, v in model.get_params().items()}
-    model.save(checkpoint)
+    if model.get_params().get("checkpoint_path") != checkpoint:  # else saved by fit at its end
+        model.save(checkpoint)
     results["files"] = {"checkpoint": checkpoint}
     _write_metrics(results, args.out)  # before the pictures: a failing plot loses no result
     for split in ("train", "test"):
@@ -177,6 +178,8 @@ def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pydeepclust", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show the full Python traceback, not one line")
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="train a clustering model and evaluate it")
     models = fit.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -207,5 +210,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:
-        # the library's own checks name the parameter: say it without a traceback
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        if args.traceback:
+            raise
+        # the library's own checks name the parameter: one line says it
+        parser.exit(2, f"{parser.prog}: error: {err} (--traceback shows where)\n")

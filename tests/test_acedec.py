@@ -14,6 +14,7 @@ from pydeepclust.cli import main as cli_main
 from pydeepclust.data import load_dataset
 from pydeepclust.metrics import cluster_report
 from pydeepclust.models import DCN, ACeDeC, AEKMeans, Autoencoder, pretrain_autoencoder
+from pydeepclust.models.base import DeepClusterer
 from pydeepclust.models.acedec import (acedec_loss, minibatch_kmeans_update, optimal_beta_logits,
                                        random_orthogonal, retract_orthogonal)
 
@@ -431,19 +432,22 @@ def test_cli_fit(model, tmp_path, capsys):
     assert "NMI" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("model", ["acedec", "dcn", "ae-kmeans"])
-def test_cli_checkpoints_the_models_trained_over_epochs(model, tmp_path):
+@pytest.mark.parametrize("model, saves", [("acedec", 4), ("dcn", 4), ("ae-kmeans", 1)])
+def test_cli_checkpoints_the_models_trained_over_epochs(model, saves, tmp_path, monkeypatch):
+    saved = []
+    original_save = DeepClusterer.save
+    monkeypatch.setattr(DeepClusterer, "save",
+                        lambda self, path: (saved.append(str(path)), original_save(self, path)))
     out = tmp_path / model
     epochs = [] if model == "ae-kmeans" else ["--epochs", "2"]  # AE + k-means: no such epochs
     assert cli_main(["fit", model, "--data", "digits012", "--quiet", "--no-pictures", "--out",
                      str(out), "--checkpoint-every", "1", "--hidden", "16", "--latent-dim", "3",
                      "--pretrain-epochs", "1", *epochs]) == 0
+    # ACe/DeC and DCN: after the start, after each of the 2 epochs, at the end (the CLI does
+    # not save again); AE + k-means: the CLI's one save
+    assert saved == [str(out / "model.pt")] * saves
     params = json.loads((out / "metrics.json").read_text())["params"]
-    if model == "ae-kmeans":
-        assert "checkpoint_path" not in params
-    else:
-        assert params["checkpoint_path"] == str(out / "model.pt")
-        assert params["checkpoint_every"] == 1
+    assert params.get("checkpoint_every") == (None if model == "ae-kmeans" else 1)
 
 
 def test_linear_autoencoder_starts_as_an_isometry():

@@ -134,8 +134,8 @@ def test_non_orthonormal_parameter_is_rejected_at_the_first_step():
         (torch.randn(10, 3), {"eps": 0.0}, ValueError, "eps must be > 0 and finite, got 0.0"),
         (torch.randn(10, 3), {"eps": math.nan}, ValueError, "eps must be > 0 and finite"),
         (torch.randn(10, 3), {"lr": math.inf}, ValueError, "lr must be > 0 and finite"),
-        (torch.randn(10, 3), {"lr": "0.1"}, ValueError, "lr must be > 0 and finite, got '0.1'"),
-        (torch.randn(10, 3), {"lr": True}, ValueError, "lr must be > 0 and finite, got True"),
+        (torch.randn(10, 3), {"lr": "0.1"}, ValueError, "lr must be a number or a 0-d float tensor, got '0.1'"),
+        (torch.randn(10, 3), {"lr": True}, ValueError, "lr must be a number or a 0-d float tensor, got True"),
         (torch.randn(10, 3), {"betas": 0.9}, ValueError, "betas must be two numbers"),
         (torch.randn(10, 3), {"betas": (2.0, 0.5)}, ValueError, "betas must be two numbers"),
         (torch.randn(5, 0), {}, ValueError, "1 <= p <= n"),
@@ -191,3 +191,28 @@ def test_a_nan_stiefel_parameter_is_not_orthonormal():
     U.grad = torch.randn(6, 2)
     with pytest.raises(ValueError, match="orthonormal columns at the first step"):
         CayleyAdam([U]).step()
+
+
+def test_a_refused_group_does_not_stay_in_the_optimizer():
+    opt = CayleyAdam([torch.nn.Parameter(orthonormal(6, 2))])
+    w = torch.nn.Parameter(torch.randn(3))
+    with pytest.raises(ValueError, match="lr of param group 1"):
+        opt.add_param_group({"params": [w], "stiefel": False, "lr": -1.0})
+    assert len(opt.param_groups) == 1
+
+
+def test_a_tensor_learning_rate_steps_like_the_number():
+    def run(lr):
+        U = torch.nn.Parameter(orthonormal(6, 2))
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = CayleyAdam([{"params": [U]}, {"params": [w], "stiefel": False}], lr=lr)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            U.grad, w.grad = torch.randn(6, 2, generator=g), torch.randn(3, generator=g)
+            opt.step()
+        return U.detach(), w.detach()
+
+    for got, want in zip(run(torch.tensor(1e-2)), run(1e-2)):
+        torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="lr must be a number or a 0-d float tensor"):
+        CayleyAdam([torch.nn.Parameter(orthonormal(6, 2))], lr=torch.ones(2))

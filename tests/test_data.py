@@ -373,6 +373,12 @@ def test_bad_arguments(call, error, message):
         call()
 
 
+@pytest.mark.parametrize("make", [make_synth25, make_two_circles, make_ksc_blobs])
+def test_generators_take_none_for_fresh_randomness(make):
+    first, second = make(random_state=None), make(random_state=None)
+    assert first.X.shape == second.X.shape and not np.array_equal(first.X, second.X)
+
+
 def test_dataset_validates_its_arrays():
     with pytest.raises(ValueError, match="X must be"):
         Dataset("x", np.zeros((3, 2)), np.zeros(3, np.int64))

@@ -2,6 +2,7 @@
 checked before any work, checkpoints that refuse to be something else, loading on a machine
 without the fitting device."""
 
+import io
 import pickle
 
 import numpy as np
@@ -125,3 +126,24 @@ def test_numpy_integers_are_integers(cls, X):
               for k, v in TINY[cls].items()}
     labels = cls(np.int64(3), random_state=np.int64(0), **params).fit(X).labels_
     np.testing.assert_array_equal(labels, cls(3, random_state=0, **TINY[cls]).fit(X).labels_)
+
+
+def test_save_to_a_file_like_object_round_trips(X):
+    model = KMeansBaseline(3).fit(X)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(KMeansBaseline.load(buffer).labels_, model.labels_)
+
+
+def test_aekmeans_takes_scikit_learns_auto_starts(X):
+    assert AEKMeans(3, n_init="auto", **NET).fit(X).labels_.shape == (len(X),)
+
+
+@pytest.mark.parametrize("params", [
+    dict(kernel="rbf", bandwidth_scale="knn", n_neighbors=np.int64(5)),
+    dict(kernel="knn", n_neighbors_range=(np.int64(3), np.int64(6))),
+    dict(penalty_weight=np.float32(1.0)),
+])
+def test_rsm_takes_numpy_scalars(params, X):
+    RSM(3, random_state=0, **{**TINY[RSM], **params}).fit(X)

@@ -166,6 +166,16 @@ def test_non_finite_loss_is_a_clear_error():
                batch_size=32, device="cpu", verbose=False, random_state=0).fit(X)
 
 
+def test_diverged_features_are_named_as_genksc_not_as_bad_data():
+    X = np.random.default_rng(0).random((64, 4)).astype(np.float32)
+    model = GenKSC(n_clusters=2, n_components=2, feature_dim=8, epochs=1, batch_size=32,
+                   device="cpu", verbose=False, random_state=0).fit(X)
+    with torch.no_grad():
+        next(model.encoder_.parameters()).fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="GenKSC: the encoder's features became"):
+        model.losses(torch.as_tensor(X[:32]))
+
+
 def test_conv_architecture_on_28x28_images():
     """(n, 28, 28) samples through the conv pair: the reconstruction compares per image."""
     g = torch.Generator().manual_seed(0)

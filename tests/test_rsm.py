@@ -142,7 +142,7 @@ def test_autoencoder_inputs_round_trip_and_checkpoints(blobs, tmp_path):
         (dict(kernel="cosine"), "kernel must be one of"),
         (dict(bandwidth_range=(2.0, 1.0)), "bandwidth_range must satisfy"),
         (dict(bandwidth_range=3.0), r"bandwidth_range must be a \(low, high\) pair"),
-        (dict(penalty_weight=-1.0), "penalty_weight must be a number >= 0"),
+        (dict(penalty_weight=-1.0), "penalty_weight must be a finite number >= 0"),
         (dict(penalty_weight=0.0, whiten_cut=False), "penalty_weight=0 needs whiten_cut"),
         (dict(lr=0), "lr must be a finite number > 0, got 0"),
         (dict(lr=float("inf")), "lr must be a finite number > 0, got inf"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numbers
+
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split as _sklearn_split
@@ -108,7 +110,7 @@ def stratified_split(
     dataset: Dataset, test_size: float = 0.2, random_state: int = 0
 ) -> tuple[Dataset, Dataset]:
     """A seeded train/test split that keeps the class proportions: ``(train, test)``."""
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or \
+    if isinstance(test_size, bool) or not isinstance(test_size, numbers.Real) or \
             not 0.0 < test_size < 1.0:
         raise ValueError(f"stratified_split: test_size must lie in (0, 1), got {test_size!r}")
     train_index, test_index = _sklearn_split(

@@ -29,6 +29,11 @@ def _check_int(value, name: str, fn: str, minimum: int) -> int:
     return int(value)
 
 
+def _check_seed(random_state, fn: str) -> int | None:
+    """None (fresh randomness) or an integer >= 0."""
+    return None if random_state is None else _check_int(random_state, "random_state", fn, 0)
+
+
 def _check_nonnegative(value, name: str, fn: str, positive: bool = False) -> float:
     if not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0 or (
         positive and value == 0
@@ -75,7 +80,7 @@ def make_synth25(
     n_noise_dims = _check_int(n_noise_dims, "n_noise_dims", fn, 0)
     center_offset = _check_nonnegative(center_offset, "center_offset", fn, positive=True)
     cluster_std = _check_nonnegative(cluster_std, "cluster_std", fn)
-    rng = np.random.default_rng(_check_int(random_state, "random_state", fn, 0))
+    rng = np.random.default_rng(_check_seed(random_state, fn))
     y = _balanced_shuffled_labels(n_samples, 4, rng)
     centers = center_offset * np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]], dtype=np.float64)
     cluster_dims = centers[y] + cluster_std * rng.standard_normal((n_samples, 2))
@@ -100,7 +105,7 @@ def make_two_circles(
         raise ValueError(f"{fn}: factor (inner radius / outer radius) must be < 1, got {factor}")
     X, y = _sklearn_circles(
         n_samples=n_samples, shuffle=True, noise=noise, factor=factor,
-        random_state=_check_int(random_state, "random_state", fn, 0)
+        random_state=_check_seed(random_state, fn)
     )
     return Dataset("circles", X.astype(np.float32), y.astype(np.int64))
 
@@ -126,7 +131,7 @@ def make_ksc_blobs(
     n_features = _check_int(n_features, "n_features", fn, 2)
     center_radius = _check_nonnegative(center_radius, "center_radius", fn, positive=True)
     cluster_std = _check_nonnegative(cluster_std, "cluster_std", fn)
-    rng = np.random.default_rng(_check_int(random_state, "random_state", fn, 0))
+    rng = np.random.default_rng(_check_seed(random_state, fn))
     y = _balanced_shuffled_labels(n_samples, n_clusters, rng)
     angles = 2 * np.pi * np.arange(n_clusters) / n_clusters
     centers = np.zeros((n_clusters, n_features))

@@ -212,7 +212,8 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
         if seed is None:
             g.seed()
         else:
-            g.manual_seed((int(seed) * 1_000_003 + offset) % 2**64)  # any int, same streams
+            # any int; the modulus keeps the streams every seed had before it
+            g.manual_seed((int(seed) * 1_000_003 + offset) % 2**64)
         return g
 
     def _int_seed(self, offset: int = 0) -> int:
@@ -319,7 +320,11 @@ def check_device(device, owner: str) -> torch.device:
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file beside ``path``, then a rename: a run killed while
-    writing leaves the previous checkpoint intact instead of a truncated one."""
+    writing leaves the previous checkpoint intact instead of a truncated one. A file-like
+    object is written directly."""
+    if not isinstance(path, (str, os.PathLike)):
+        torch.save(obj, path)
+        return
     path = os.fspath(path)
     partial = f"{path}.partial-{os.getpid()}"
     try:

@@ -90,7 +90,8 @@ class AEKMeans(AutoencoderClusterer):
             raise ValueError("AEKMeans: augmentation_invariance only changes the pretraining; with "
                              "a given autoencoder it would do nothing (pretrain that network with "
                              "pretrain_autoencoder(..., augmentation_invariance=True))")
-        self._check_integers("n_init")  # before pretraining, not by k-means after it
+        if self.n_init != "auto":  # scikit-learn's "auto" too; before pretraining, not after
+            self._check_integers("n_init")
         self._pretrained_autoencoder(X)
         Z = self._embed(X)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))

@@ -144,7 +144,8 @@ class GenKSC(DeepClusterer):
 
     def _degrees(self, phi: Tensor) -> tuple[Tensor, float]:
         """Linear-kernel degrees ``φ_i · Σ_j φ_j`` (O(n d_f)) and the clamp floor for them."""
-        degrees = ops.kernel_degrees(phi, kernel="linear")
+        # non-finite features surface below, in GenKSC's own words
+        degrees = ops.kernel_degrees(phi, kernel="linear", check_finite=False)
         scale = float(degrees.detach().abs().mean())
         if not math.isfinite(scale):
             raise FloatingPointError(
@@ -159,7 +160,8 @@ class GenKSC(DeepClusterer):
         phi = self.encoder_(x)
         degrees, floor = self._degrees(phi)
         w = ops.inverse_degrees(degrees, nonpositive="clamp", eps=floor)
-        phi_c = phi - ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor)
+        phi_c = phi - ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor,
+                                          check_finite=False)
         scores = phi_c @ self.U_
         ksc = (-0.5 * (w * scores.pow(2).sum(1)).sum() + 0.5 * phi_c.pow(2).sum()) / n
         # conv decoders return (n, C, H, W) also for (n, H, W) samples: compare like with like
@@ -228,7 +230,8 @@ class GenKSC(DeepClusterer):
         with torch.no_grad():
             phi = self._embed_in_batches(self.encoder_, X)
             degrees, floor = self._degrees(phi)
-            self.center_ = ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor)
+            self.center_ = ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor,
+                                               check_finite=False)
             self.labels_ = self._assign(phi).cpu().numpy()
 
     def _align_codes(self, X: Tensor) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 
+import numbers
 import os
 from collections.abc import Sequence
 
@@ -75,6 +76,10 @@ def knn_ratio_cut(Z: Tensor, neighbors: Tensor) -> Tensor:
     ``mean_i mean_{j in N(i)} ||z_i - z_j||^2``. (The cut of S equals that of the symmetric
     (S + S^T) / 2, so no symmetrisation is needed.)"""
     return (Z.unsqueeze(1) - Z[neighbors]).square().sum(-1).mean()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def whiten(Z: Tensor, jitter: float | None = None) -> Tensor:
@@ -244,10 +249,8 @@ class RSM(DeepClusterer):
             raise ValueError("RSM: network_input='autoencoder' needs arch='mlp' (the code is a "
                              "vector)")
         self._check_numbers("lr")
-        lam = self.penalty_weight
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
-            raise ValueError(f"RSM: penalty_weight must be a number >= 0, got {lam!r}")
-        if lam == 0 and not self.whiten_cut:
+        self._check_numbers("penalty_weight", strict=False)
+        if self.penalty_weight == 0 and not self.whiten_cut:
             raise ValueError("RSM: penalty_weight=0 needs whiten_cut=True (without either, "
                              "Z = 0 minimises the cut)")
         low, high = _pair(self.bandwidth_range, "bandwidth_range")
@@ -255,7 +258,7 @@ class RSM(DeepClusterer):
             raise ValueError(f"RSM: bandwidth_range must satisfy 0 < low <= high, got "
                              f"{self.bandwidth_range!r}")
         if not (self.bandwidth_scale in ("knn", "median") or (
-                isinstance(self.bandwidth_scale, (int, float))
+                isinstance(self.bandwidth_scale, numbers.Real)
                 and not isinstance(self.bandwidth_scale, bool)
                 and 0 < self.bandwidth_scale < float("inf"))):
             raise ValueError(f"RSM: bandwidth_scale must be 'knn', 'median' or a positive number, "
@@ -265,12 +268,12 @@ class RSM(DeepClusterer):
                              f"{BANDWIDTH_DISTRIBUTIONS}, got {self.bandwidth_distribution!r}")
         m_low, m_high = _pair(self.n_neighbors_range, "n_neighbors_range")
         batch = min(self.batch_size, n_samples)
-        if self.kernel == "knn" and not (isinstance(m_low, int) and isinstance(m_high, int)
+        if self.kernel == "knn" and not (_is_int(m_low) and _is_int(m_high)
                                          and 1 <= m_low <= m_high < batch):
             raise ValueError(f"RSM: n_neighbors_range must be integers 1 <= low <= high < the "
                              f"batch size {batch}, got {self.n_neighbors_range!r}")
         if self.kernel == "rbf" and self.bandwidth_scale == "knn" and not (
-                isinstance(self.n_neighbors, int) and 1 <= self.n_neighbors < batch):
+                _is_int(self.n_neighbors) and 1 <= self.n_neighbors < batch):
             raise ValueError(f"RSM: n_neighbors must be an integer 1 <= n_neighbors < the batch "
                              f"size {batch}, got {self.n_neighbors!r}")
         if self.autoencoder is not None and not isinstance(self.autoencoder, Autoencoder):

@@ -18,10 +18,10 @@ def check_widths(widths, name: str) -> tuple[int, ...]:
     """``widths`` (a sequence of layer widths) as a tuple of positive ints, or a ValueError
     naming the parameter: a string like "16" would otherwise read as widths 1 and 6."""
     try:
-        items = [] if isinstance(widths, (str, bytes)) else list(widths)
+        items = None if isinstance(widths, (str, bytes)) else list(widths)
     except TypeError:
         items = None
-    if items is None or isinstance(widths, (str, bytes)) or not all(
+    if items is None or not all(
             isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in items):
         raise ValueError(f"{name} must be a sequence of positive integer widths, e.g. "
                          f"(500, 500, 2000), got {widths!r}")

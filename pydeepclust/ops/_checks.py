@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -48,3 +51,24 @@ def raise_on_non_finite_rows(t: Tensor, name: str, fn: str) -> None:
     if torch.compiler.is_compiling() or t.numel() == 0:
         return
     raise_on_bad_rows(~torch.isfinite(t).all(-1), name, fn)
+
+
+def check_bandwidth(sigma, X: Tensor, shapes: list[tuple[int, ...]], fn: str) -> float | Tensor:
+    """An RBF bandwidth: a positive finite number (returned as a float), or a floating tensor of
+    one of ``shapes`` on X's device holding positive finite values (returned detached, in X's
+    dtype; the value check is skipped under ``torch.compile``)."""
+    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
+        if not 0 < sigma < math.inf:
+            raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma!r}")
+        return float(sigma)
+    if not isinstance(sigma, Tensor) or not sigma.dtype.is_floating_point:
+        raise TypeError(f"{fn}: sigma must be a positive number or a floating tensor, got "
+                        f"{getattr(sigma, 'dtype', type(sigma).__name__)}")
+    if tuple(sigma.shape) not in shapes:
+        raise ValueError(f"{fn}: sigma must hold one bandwidth per batch element, shape "
+                         f"{' or '.join(map(str, shapes))}, got {tuple(sigma.shape)}")
+    if sigma.device != X.device:
+        raise ValueError(f"{fn}: sigma must be on X's device {X.device}, got {sigma.device}")
+    if not torch.compiler.is_compiling() and not bool(((sigma > 0) & sigma.isfinite()).all()):
+        raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
+    return sigma.detach().to(X.dtype)

@@ -30,15 +30,12 @@ check cannot raise: such rows come out NaN (never inf), so compile with
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
 from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_tensor, raise_on_non_finite_rows
+from pydeepclust.ops._checks import check_bandwidth, check_tensor, raise_on_non_finite_rows
 
 KERNELS = ("linear", "rbf")
 NONPOSITIVE = ("raise", "clamp")
@@ -112,6 +109,7 @@ def kernel_degrees(
     Y: Tensor | None = None,
     kernel: str = "rbf",
     sigma: float | Tensor | None = None,
+    check_finite: bool = True,
 ) -> Tensor:
     """Degrees ``d_i = sum_j K(x_i, y_j)`` without forming a kernel matrix.
 
@@ -123,18 +121,22 @@ def kernel_degrees(
     Args:
         X: (B, n, d) or (n, d). Y: (B, m, d) or (m, d), same batch, width, dtype, device.
         kernel, sigma: as :func:`degree_weighted_kernel`.
+        check_finite: raise ``ValueError`` naming rows of X or Y with NaN or inf (one O(nd)
+            pass, as costly as the linear kernel itself; False for callers that check their
+            data, e.g. GenKSC's training step).
 
     Returns the raw degrees (B, n) or (n,); they may be <= 0 for the linear kernel,
     and underflow to 0 for RBF points far from every y_j: invert them with
     :func:`inverse_degrees`.
     """
     fn = "kernel_degrees"
-    X3, sig, unbatched = _prepare(X, kernel, sigma, fn)
+    X3, sig, unbatched = _prepare(X, kernel, sigma, fn, check_finite)
     if Y is None:
         Y3 = X3
     else:
         check_tensor(Y, "Y", fn, ndim=(X.dim(),))
-        raise_on_non_finite_rows(Y, "Y", fn)
+        if check_finite:
+            raise_on_non_finite_rows(Y, "Y", fn)
         Y3 = Y.unsqueeze(0) if unbatched else Y
         if Y3.device != X3.device or Y3.dtype != X3.dtype:
             raise ValueError(f"{fn}: X and Y must share device and dtype, got "
@@ -160,7 +162,8 @@ def inverse_degrees(degrees: Tensor, nonpositive: str = "raise", eps: float = 1e
 
 
 def weighted_center(
-    Phi: Tensor, degrees: Tensor | None = None, nonpositive: str = "raise", eps: float = 1e-6
+    Phi: Tensor, degrees: Tensor | None = None, nonpositive: str = "raise", eps: float = 1e-6,
+    check_finite: bool = True,
 ) -> Tensor:
     """GenKSC's weighted centre ``c = sum_i d_i^-1 phi_i / sum_i d_i^-1``, in O(nd).
 
@@ -168,18 +171,20 @@ def weighted_center(
         Phi: features (B, n, d) or (n, d).
         degrees: (B, n) or (n,); default: the linear-kernel degrees ``Phi (Phi^T 1)``.
         nonpositive, eps: the policy for degrees <= 0 (see the module doc).
+        check_finite: as :func:`kernel_degrees`, for the rows of Phi.
 
     Returns c of shape (B, d) or (d,); ``Phi - c.unsqueeze(-2)`` is the centred
     feature map (``M_D`` applied to the features). Differentiable w.r.t. Phi.
     """
     fn = "weighted_center"
     check_tensor(Phi, "Phi", fn, ndim=(2, 3))
-    raise_on_non_finite_rows(Phi, "Phi", fn)
+    if check_finite:
+        raise_on_non_finite_rows(Phi, "Phi", fn)
     if Phi.shape[-2] == 0:
         raise ValueError(f"{fn}: Phi has no rows (shape {tuple(Phi.shape)}): a weighted mean "
                          "needs at least one")
     if degrees is None:
-        degrees = kernel_degrees(Phi, kernel="linear")
+        degrees = kernel_degrees(Phi, kernel="linear", check_finite=False)  # Phi checked
     elif not isinstance(degrees, Tensor) or degrees.shape != Phi.shape[:-1]:
         raise ValueError(f"{fn}: degrees must have shape {tuple(Phi.shape[:-1])} (Phi without "
                          f"its last dimension), got {getattr(degrees, 'shape', type(degrees))}")
@@ -187,10 +192,11 @@ def weighted_center(
     return (v.unsqueeze(-1) * Phi).sum(-2) / v.sum(-1, keepdim=True)
 
 
-def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
+def _prepare(X, kernel, sigma, fn, check_finite: bool = True) -> tuple[Tensor, Tensor, bool]:
     """Validate X, kernel and sigma; return X as (B, n, d), sigma as (B,), and unbatched."""
     check_tensor(X, "X", fn, ndim=(2, 3))
-    raise_on_non_finite_rows(X, "X", fn)
+    if check_finite:
+        raise_on_non_finite_rows(X, "X", fn)
     if kernel not in KERNELS:
         raise ValueError(f"{fn}: kernel must be one of {KERNELS}, got {kernel!r}")
     unbatched = X.dim() == 2
@@ -202,25 +208,8 @@ def _prepare(X, kernel, sigma, fn) -> tuple[Tensor, Tensor, bool]:
         return X3, X3.new_ones(B), unbatched
     if sigma is None:
         raise ValueError(f"{fn}: the rbf kernel needs a bandwidth sigma (a float or a (B,) tensor)")
-    if isinstance(sigma, Tensor):
-        allowed = [(), (1,)] if unbatched else [(B,)]
-        if not sigma.dtype.is_floating_point:
-            raise TypeError(f"{fn}: sigma must be a floating tensor, got {sigma.dtype}")
-        if tuple(sigma.shape) not in allowed:
-            raise ValueError(f"{fn}: sigma must be a float or a tensor of shape "
-                             f"{' or '.join(map(str, allowed))}, got {tuple(sigma.shape)}")
-        if sigma.device != X.device:
-            raise ValueError(f"{fn}: sigma must be on X's device {X.device}, got {sigma.device}")
-        if not torch.compiler.is_compiling() and not bool(
-                ((sigma > 0) & torch.isfinite(sigma)).all()):
-            raise ValueError(f"{fn}: sigma must be positive and finite, got {sigma}")
-        sig = sigma.detach().to(X.dtype).reshape(-1).expand(B)
-    else:
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or \
-                not 0 < sigma < math.inf:
-            raise ValueError(f"{fn}: sigma must be a positive finite float or a tensor, "
-                             f"got {sigma!r}")
-        sig = X3.new_full((B,), float(sigma))
+    sigma = check_bandwidth(sigma, X, [(), (1,)] if unbatched else [(B,)], fn)
+    sig = X3.new_full((B,), sigma) if isinstance(sigma, float) else sigma.reshape(-1).expand(B)
     return X3, sig.contiguous(), unbatched
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from pydeepclust.ops import reference
 from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_tensor, raise_on_non_finite_rows
+from pydeepclust.ops._checks import check_bandwidth, check_tensor, raise_on_non_finite_rows
 
 NORMALIZATIONS = ("degree", "batch", "sum")
 DISTRIBUTIONS = ("uniform", "log-uniform")
@@ -64,7 +64,8 @@ def sample_bandwidths(
         raise ValueError(f"{fn}: need finite 0 < low <= high, got low={low!r}, high={high!r}")
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"{fn}: distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 2:
+    if isinstance(max_points, bool) or not isinstance(max_points, numbers.Integral) or \
+            max_points < 2:
         raise ValueError(f"{fn}: max_points must be an integer >= 2, got {max_points!r}")
     batched = X.dim() == 3
     Xb = X if batched else X.unsqueeze(0)
@@ -119,7 +120,8 @@ def _checked_scale(out: Tensor, fn: str) -> Tensor:
 def _knn_distances(Xb: Tensor, n_neighbors, max_points: int, generator, fn: str) -> Tensor:
     """Median distance to the ``n_neighbors``-th nearest other row, per batch element."""
     B, n, _ = Xb.shape
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) or not 1 <= n_neighbors < n:
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral) or \
+            not 1 <= n_neighbors < n:
         raise ValueError(f"{fn}: scale='knn' needs an integer 1 <= n_neighbors < n = {n}, got "
                          f"n_neighbors={n_neighbors!r}")
     m = min(n, max_points)
@@ -210,10 +212,10 @@ def rbf_ratio_cut(
 def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
     """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype."""
     check_tensor(X, "X", fn, ndim=(2, 3))
+    # exp(-inf) = 0 would hide a bad row of X; NaN/inf in Z propagate into the loss anyway
     raise_on_non_finite_rows(X, "X", fn)
     if Z is not None:
         check_tensor(Z, "Z", fn, ndim=(2, 3))
-        raise_on_non_finite_rows(Z, "Z", fn)
         if Z.device != X.device or Z.dtype != X.dtype:
             raise ValueError(f"{fn}: X and Z must have the same device and dtype, got "
                              f"{X.device}/{X.dtype} and {Z.device}/{Z.dtype}")
@@ -222,23 +224,12 @@ def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
                 f"{fn}: Z must have shape (..., n, k) with the batch and n of X "
                 f"{tuple(X.shape[:-1])}, got {tuple(Z.shape)}"
             )
-    batch_shape = X.shape[:-2]
-    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
-        if not 0 < sigma < math.inf:
-            raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma!r}")
-        return X.new_full(batch_shape, float(sigma))
-    if not isinstance(sigma, Tensor) or not sigma.dtype.is_floating_point:
-        raise TypeError(f"{fn}: sigma must be a positive number or a floating tensor, got "
-                        f"{getattr(sigma, 'dtype', type(sigma).__name__)}")
-    if sigma.numel() != (X.shape[0] if X.dim() == 3 else 1) or sigma.dim() > 1:
-        raise ValueError(f"{fn}: sigma must hold one bandwidth per batch element, shape "
-                         f"{tuple(batch_shape)}, got {tuple(sigma.shape)}")
-    if sigma.device != X.device:
-        raise ValueError(f"{fn}: X and sigma must be on the same device, got {X.device} and "
-                         f"{sigma.device}")
-    if not torch.compiler.is_compiling() and not bool((sigma > 0).all() & sigma.isfinite().all()):
-        raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
-    return sigma.detach().to(X.dtype).reshape(batch_shape)
+    batch_shape = tuple(X.shape[:-2])
+    one = [(), (1,)]  # a single bandwidth, also for a batch of one
+    sigma = check_bandwidth(sigma, X, one if batch_shape in [(), (1,)] else [batch_shape], fn)
+    if isinstance(sigma, float):
+        return X.new_full(batch_shape, sigma)
+    return sigma.reshape(batch_shape)
 
 
 # Fake kernels (for torch.compile) and the autograd formulas of the native ops.

@@ -67,15 +67,15 @@ def cosine_simplex_assign(
         normalize: divide the distance by :func:`max_nearest_distance` (k) so it lies
             in [0, 1] for simplex codes, as the GenKSC authors do.
         check_finite: raise ``ValueError`` naming the rows of ``E`` that hold NaN or
-            inf (skipped inside ``torch.compile``; the raw op marks them with
-            label -1 and a NaN distance instead).
+            inf, and for zero or non-finite codes (skipped inside ``torch.compile``; the
+            raw op marks such rows with label -1 and a NaN distance instead).
 
     Returns:
         ``(dist, label)`` of shape (...): ``dist`` is differentiable with respect to
         ``E`` (codes are constants); ``label`` is int64. A zero row has distance
         ``scale`` (cos = 0), label 0 and zero gradient. Ties go to the lower index.
     """
-    codes = _check_inputs(E, codes, "cosine_simplex_assign")
+    codes = _check_inputs(E, codes, "cosine_simplex_assign", check_finite)
     scale = 1.0 / max_nearest_distance(codes.shape[0]) if normalize else 1.0
     if use_native("cosine_simplex_assign", E.device):
         dist, label = torch.ops.pydeepclust.cosine_simplex_assign(E, codes, scale)
@@ -94,7 +94,7 @@ def soft_memberships(E: Tensor, codes: Tensor, check_finite: bool = True) -> Ten
     membership. Evaluated in a form that cannot overflow or underflow for large k.
     Not differentiable (an evaluation and model-selection tool).
     """
-    codes = _check_inputs(E, codes, "soft_memberships")
+    codes = _check_inputs(E, codes, "soft_memberships", check_finite)
     if use_native("soft_memberships", E.device):
         out = torch.ops.pydeepclust.soft_memberships(E, codes)
     else:
@@ -153,7 +153,7 @@ def _check_k(k) -> None:
         raise ValueError(f"k (number of clusters) must be an integer >= 2, got {k!r}")
 
 
-def _check_inputs(E: Tensor, codes: Tensor, fn: str) -> Tensor:
+def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool) -> Tensor:
     """Validate ``E`` (..., m) and ``codes`` (k, m); return codes in E's dtype."""
     check_tensor(E, "E", fn, min_dim=1)
     if not isinstance(codes, Tensor) or codes.dim() != 2 or 0 in codes.shape:
@@ -173,7 +173,7 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str) -> Tensor:
     if not codes.dtype.is_floating_point:
         raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
     # k x m, tiny: a zero or non-finite code would make every cosine to it NaN
-    if not torch.compiler.is_compiling() and not bool(
+    if check_finite and not torch.compiler.is_compiling() and not bool(
             (torch.isfinite(codes).all(dim=1) & (codes.abs().sum(dim=1) > 0)).all()):
         raise ValueError(f"{fn}: codes must be finite, without zero rows, got {codes}")
     return codes.to(E.dtype)

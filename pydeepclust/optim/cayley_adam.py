@@ -79,10 +79,12 @@ class CayleyAdam(Optimizer):
     def add_param_group(self, param_group: dict) -> None:
         """Every group, the first ones included, comes through here (Optimizer.__init__):
         its own lr / betas / eps and its Stiefel shapes are checked."""
+        # checked before the group joins: a refused group must not stay in param_groups
+        settings = {**self.defaults, **param_group}
+        where = f" of param group {len(self.param_groups)}"
+        _check_hyperparameters(settings["lr"], settings["betas"], settings["eps"], where)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
-        where = f" of param group {len(self.param_groups) - 1}"
-        _check_hyperparameters(group["lr"], group["betas"], group["eps"], where)
         if group["stiefel"]:
             for index, param in enumerate(group["params"]):
                 _check_stiefel_param(param, index)
@@ -106,7 +108,8 @@ class CayleyAdam(Optimizer):
 
     def _check_gradients(self) -> None:
         """Refuse the whole step, before any parameter moves, when a gradient holds NaN or inf
-        (one would turn a Stiefel matrix into NaN for good). One synchronisation per step."""
+        (one would turn a Stiefel matrix into NaN for good). One synchronisation per step;
+        skipped while torch.compile traces the step."""
         grads = [(g, i, p.grad) for g, group in enumerate(self.param_groups)
                  for i, p in enumerate(group["params"]) if p.grad is not None]
         for _, _, grad in grads:
@@ -179,7 +182,13 @@ def _check_hyperparameters(lr, betas, eps, where: str) -> None:
     def real(value) -> bool:
         return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
-    if not (real(lr) and 0 < lr < math.inf):
+    # a 0-d tensor lr, as torch.optim allows (a compiled step then needs no recompiles)
+    lr_value = float(lr) if isinstance(lr, Tensor) and lr.dim() == 0 and \
+        lr.dtype.is_floating_point else lr
+    if not real(lr_value):
+        raise ValueError(f"CayleyAdam: lr{where} must be a number or a 0-d float tensor, "
+                         f"got {lr!r}")
+    if not 0 < lr_value < math.inf:
         raise ValueError(f"CayleyAdam: lr{where} must be > 0 and finite, got {lr!r}")
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2
             and all(real(b) and 0 <= b < 1 for b in betas)):
