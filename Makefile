@@ -12,6 +12,11 @@ MAX_JOBS ?= 2
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_PACKAGES := cmake dataset-fashion-mnist
+# Real MNIST (the papers' benchmark) where the workspace has it; users point the variable at theirs.
+MNIST_DIR := $(abspath ../shared/data/mnist)
+ifneq ($(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),)
+export PYDEEPCLUST_MNIST ?= $(MNIST_DIR)
+endif
 
 .PHONY: setup build demo test ctest pytest bench clean
 

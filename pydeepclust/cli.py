@@ -80,8 +80,11 @@ def cmd_fit(args) -> int:
     from pydeepclust.metrics import cluster_report
 
     module = importlib.import_module(MODELS[args.model])
-    train = load_dataset(args.data, split="train" if args.test else "all", path=args.data_path,
-                         random_state=args.data_seed)
+    data = dict(path=args.data_path, classes=args.classes, random_state=args.data_seed)
+    if args.test and ":" in args.data:
+        raise ValueError(f"--test trains on the train split and reports the test split; "
+                         f"--data {args.data!r} names a split already (drop one of them)")
+    train = load_dataset(args.data, split="train" if args.test else "all", **data)
     if args.k is None:
         args.k = train.n_classes
     elif args.k < 2:
@@ -99,8 +102,7 @@ def cmd_fit(args) -> int:
                "seed": args.seed, "fit_seconds": round(wall, 2),
                "train": cluster_report(train.y, model.labels_)}
     if args.test:
-        test = load_dataset(args.data, split="test", path=args.data_path,
-                            random_state=args.data_seed)
+        test = load_dataset(args.data, split="test", **data)
         results["test"] = cluster_report(test.y, model.predict(model_input(test)))
         results["test_data"] = test.name
     results["params"] = {k: v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
@@ -129,6 +131,27 @@ def _write_metrics(results: dict, out_dir: str) -> None:
         json.dump(results, f, indent=2)
 
 
+def cmd_reproduce(args) -> int:
+    from pydeepclust import experiments
+
+    if args.list or args.table is None:
+        print("\n\n".join(experiments.describe(t) for t in experiments.TABLES.values()))
+        return 0
+    table = experiments.TABLES[args.table]
+    out = args.out or os.path.join("runs", f"{table.name}.jsonl")
+    if args.report:
+        print(experiments.report(table, out, png=args.png))
+        return 0
+    rows = experiments.select_rows(table, args.rows)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    experiments.run_table(table, rows, args.seeds, out, device=args.device,
+                          autoencoder_dir=args.autoencoders, data_path=args.data_path,
+                          pictures=args.pictures, verbose=not args.quiet)
+    print(experiments.report(table, out))
+    return 0
+
+
 def cmd_info(args) -> int:
     print(json.dumps({"backend": ops.backend(), **ops.build_info()}, indent=2))
     return 0
@@ -153,11 +176,33 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _dataset_name(value: str) -> str:
+    from pydeepclust.data import parse_dataset_name
+
+    try:
+        parse_dataset_name(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("load_dataset: "))
+    return value
+
+
+def _class_list(value: str) -> list[int]:
+    try:
+        return [int(c) for c in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integer labels separated by commas, e.g. "
+                                         f"0,1,2; got {value!r}")
+
+
 def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
     from pydeepclust.data import DATASETS
 
-    p.add_argument("--data", default="digits012", choices=sorted(DATASETS),
-                   help="data set (built-in or synthetic; fashion-mnist from the Debian package)")
+    p.add_argument("--data", default="digits012", type=_dataset_name, metavar="NAME[:SPLIT]",
+                   help=f"data set, one of {', '.join(sorted(DATASETS))}, optionally with "
+                        "':train' or ':test' (fashion-mnist from the Debian package, mnist from "
+                        "$PYDEEPCLUST_MNIST or --data-path)")
+    p.add_argument("--classes", default=None, type=_class_list, metavar="C1,C2,...",
+                   help="keep only these labels, e.g. 0,1,2")
     p.add_argument("--data-path", default=None,
                    help="folder of the IDX files for fashion-mnist / mnist")
     p.add_argument("--data-seed", type=int, default=0,
@@ -175,6 +220,36 @@ def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pictures", action="store_true", help="skip the pictures")
 
 
+def _add_reproduce_parser(sub) -> None:
+    from pydeepclust.experiments import TABLES
+
+    p = sub.add_parser(
+        "reproduce", help="run a paper's table (resumable) or report it",
+        description="Fit every (row, seed) of a table that the results file does not hold yet, "
+                    "appending one JSON line per finished run; --report prints the table beside "
+                    "the paper's numbers. Seeds side by side: one process per seed "
+                    "(--seeds S --threads 1), all appending to the same --out.")
+    p.add_argument("table", nargs="?", choices=sorted(TABLES), help="the table (--list: all)")
+    p.add_argument("--list", action="store_true", help="list the tables and their rows")
+    p.add_argument("--rows", nargs="+", default=None,
+                   help="row names, or their method prefix (e.g. acedec, dcn0.1); default all")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="default: the table's seeds (0 1 2)")
+    p.add_argument("--out", default=None, help="results file (default: runs/TABLE.jsonl)")
+    p.add_argument("--report", action="store_true", help="print the table of --out and stop")
+    p.add_argument("--png", default=None, help="with --report: also draw ours vs the paper")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the estimators')")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of this process")
+    p.add_argument("--autoencoders", default="runs/autoencoders", metavar="DIR",
+                   help="pretrained autoencoders kept and reused here")
+    p.add_argument("--data-path", default=None, help="folder of the IDX files (mnist / "
+                   "fashion-mnist; default: $PYDEEPCLUST_MNIST / the Debian package)")
+    p.add_argument("--pictures", default=None, metavar="DIR",
+                   help="save each run's pictures (GenKSC traversals, ACe/DeC views) here")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pydeepclust", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -190,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common_fit_arguments(p)
         module.add_cli_arguments(p)
         p.set_defaults(func=cmd_fit)
+    _add_reproduce_parser(sub)
     info = sub.add_parser("info", help="build information and the active backend")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="quick timing of the fused ops vs the references")
@@ -204,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for option in ("n", "repeats"):
-        if getattr(args, option, 1) < 1:
+    for option in ("n", "repeats", "threads"):
+        if getattr(args, option, None) is not None and getattr(args, option) < 1:
             parser.error(f"--{option} must be >= 1")
     try:
         return args.func(args)

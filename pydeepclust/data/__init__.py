@@ -19,7 +19,7 @@ from pydeepclust.data.images import (
     load_fashion_mnist,
     load_mnist,
 )
-from pydeepclust.data.registry import DATASETS, DatasetSpec, load_dataset
+from pydeepclust.data.registry import DATASETS, DatasetSpec, load_dataset, parse_dataset_name
 from pydeepclust.data.synthetic import make_ksc_blobs, make_synth25, make_two_circles
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "make_ksc_blobs",
     "make_synth25",
     "make_two_circles",
+    "parse_dataset_name",
     "affine_images",
     "random_affine",
     "read_idx",

@@ -10,7 +10,7 @@ from pydeepclust.data.base import Dataset, select_classes, stratified_split
 from pydeepclust.data.images import SPLITS, load_digits, load_fashion_mnist, load_mnist
 from pydeepclust.data.synthetic import make_ksc_blobs, make_synth25, make_two_circles
 
-__all__ = ["DATASETS", "DatasetSpec", "load_dataset"]
+__all__ = ["DATASETS", "DatasetSpec", "load_dataset", "parse_dataset_name"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,10 @@ def _load_digits012() -> Dataset:
     return select_classes(load_digits(), (0, 1, 2), name="digits012")
 
 
+def _load_mnist012(path=None, split: str = "all") -> Dataset:
+    return select_classes(load_mnist(path=path, split=split), (0, 1, 2), name="mnist012")
+
+
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
@@ -45,8 +49,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("fashion-mnist", "Fashion-MNIST, 70,000 28x28 images, 10 classes "
                     "(apt-get install -y dataset-fashion-mnist)", load_fashion_mnist,
                     from_files=True),
-        DatasetSpec("mnist", "MNIST, 70,000 28x28 digits, from IDX files you have (path=...)",
-                    load_mnist, from_files=True),
+        DatasetSpec("mnist", "MNIST, 70,000 28x28 digits (60,000 train then 10,000 test), from "
+                    "IDX files you have ($PYDEEPCLUST_MNIST or path=...)", load_mnist,
+                    from_files=True),
+        DatasetSpec("mnist012", "MNIST digits 0/1/2 (21,770 images; 18,623 train), the GenKSC "
+                    "paper's MNIST012", _load_mnist012, from_files=True),
         DatasetSpec("synth25", "SYNTH-25 (ACe/DeC): 12,000 x 27, four 2-D clusters + 25 noise dims",
                     make_synth25, synthetic=True),
         DatasetSpec("circles", "two concentric circles (RSM Fig. 1), 3,000 x 2",
@@ -55,6 +62,22 @@ DATASETS: dict[str, DatasetSpec] = {
                     make_ksc_blobs, synthetic=True),
     )
 }
+
+
+def parse_dataset_name(name) -> tuple[str, str | None]:
+    """``"mnist:test"`` -> ``("mnist", "test")``; ``"digits"`` -> ``("digits", None)``.
+
+    Raises ``ValueError`` naming the known sets and splits for anything else."""
+    if not isinstance(name, str):
+        raise ValueError(f"load_dataset: name must be a string, got {type(name).__name__}")
+    base, colon, split = name.partition(":")
+    if base not in DATASETS:
+        raise ValueError(f"load_dataset: unknown data set {base!r}; known: {sorted(DATASETS)} "
+                         f"(each optionally with a split suffix {SPLITS[1:]}, e.g. 'mnist:test')")
+    if colon and split not in SPLITS:
+        raise ValueError(f"load_dataset: {name!r} has split suffix {split!r}; expected one of "
+                         f"{SPLITS}")
+    return base, (split if colon else None)
 
 
 def _check_options(spec: DatasetSpec, options: dict) -> None:
@@ -83,7 +106,8 @@ def load_dataset(
 
     Args:
         name: ``"digits"``, ``"digits012"``, ``"fashion-mnist"``, ``"mnist"``,
-            ``"synth25"``, ``"circles"`` or ``"blobs"``.
+            ``"mnist012"``, ``"synth25"``, ``"circles"`` or ``"blobs"``, optionally
+            with a split suffix: ``"mnist:test"`` is ``name="mnist", split="test"``.
         split: ``"all"``, ``"train"`` or ``"test"``. File-based sets use their
             own split (Fashion-MNIST/MNIST: 60,000 / 10,000); the others a
             seeded stratified split with ``test_size`` of the rows in test.
@@ -95,10 +119,14 @@ def load_dataset(
 
     Returns a :class:`Dataset` (X float32 numpy) named like ``"digits[0,1,2]:train"``.
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"load_dataset: unknown data set {name!r}; known: {sorted(DATASETS)}")
+    name, suffix = parse_dataset_name(name)
     if split not in SPLITS:
         raise ValueError(f"load_dataset: split must be one of {SPLITS}, got {split!r}")
+    if suffix is not None:
+        if split not in ("all", suffix):
+            raise ValueError(f"load_dataset: the name asks for split {suffix!r} but split="
+                             f"{split!r}; give one of them")
+        split = suffix
     spec = DATASETS[name]
     _check_options(spec, options)
     if spec.from_files:
