@@ -501,7 +501,8 @@ def run_table(table: Table, rows: Sequence[Row] | None = None,
                 continue
             train = load(row.data, seed)
             X = _model_input(train)
-            extra = {"verbose": verbose}
+            extra = {"n_clusters": row.settings.get("n_clusters", train.n_classes),
+                     "verbose": verbose}
             accepts = _estimator(row, seed).get_params()
             if device is not None and "device" in accepts:
                 extra["device"] = device
