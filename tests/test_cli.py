@@ -70,6 +70,14 @@ def test_a_failing_picture_keeps_the_metrics(tmp_path, monkeypatch):
     (["fit", "kmeans", "--data", "blobs", "--n-init", "0"], "n_init"),
     (["fit", "rsm", "--data", "blobs", "--checkpoint-every", "0"],
      "RSM: checkpoint_every must be an integer >= 1, got 0"),
+    (["fit", "kmeans", "--data", "mnist:val"], "split suffix 'val'"),
+    (["fit", "kmeans", "--data", "cifar10"], "unknown data set 'cifar10'"),
+    (["fit", "kmeans", "--data", "digits", "--classes", "0,x"], "expected integer labels"),
+    (["fit", "kmeans", "--data", "digits", "--classes", "0,11"], "has no label(s) [11]"),
+    (["fit", "kmeans", "--data", "digits:train", "--test"], "names a split already"),
+    (["reproduce", "acedec", "--threads", "0"], "--threads must be >= 1"),
+    (["reproduce", "nosuchtable"], "invalid choice: 'nosuchtable'"),
+    (["reproduce", "spectral", "--rows", "nosuchrow"], "has no row(s) ['nosuchrow']"),
     (["bench", "--repeats", "0"], "--repeats must be >= 1"),
     (["bench", "--n", "0"], "--n must be >= 1"),
 ])
@@ -81,3 +89,12 @@ def test_bad_values_get_a_one_line_error(argv, message, tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_data_split_suffix_and_class_subset(tmp_path):
+    out = tmp_path / "run"
+    assert cli_main(["fit", "kmeans", "--data", "digits:train", "--classes", "3,5,8",
+                     "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"] == "digits[3,5,8]:train"
+    assert metrics["params"]["n_clusters"] == 3  # --k defaults to the classes kept

@@ -1,6 +1,9 @@
 """Data sets: the IDX reader on hand-written files, each registered set, splits, subsets, seeds."""
 
 import gzip
+import hashlib
+import os
+import shutil
 import struct
 
 import numpy as np
@@ -196,7 +199,7 @@ REGISTRY_TABLE = {
 
 
 def test_registry_names():
-    assert set(DATASETS) == set(REGISTRY_TABLE) | {"fashion-mnist", "mnist"}
+    assert set(DATASETS) == set(REGISTRY_TABLE) | {"fashion-mnist", "mnist", "mnist012"}
     assert all(spec.description for spec in DATASETS.values())
 
 
@@ -364,6 +367,10 @@ BAD_CALLS = [
     (lambda: load_dataset("digits", classes="01"), ValueError, "classes must be integer labels"),
     (lambda: load_dataset("digits", split="test", test_size="0.2"), ValueError, "test_size"),
     (lambda: select_classes(np.zeros((3, 2)), [0, 1]), TypeError, "dataset must be a pydeepclust"),
+    (lambda: load_dataset("mnist:val"), ValueError, "split suffix 'val'; expected one of"),
+    (lambda: load_dataset("mnist:"), ValueError, "split suffix ''"),
+    (lambda: load_dataset("cifar:test"), ValueError, "unknown data set 'cifar'"),
+    (lambda: load_dataset("digits:train", split="test"), ValueError, "asks for split 'train'"),
 ]
 
 
@@ -393,3 +400,82 @@ def test_dataset_validates_its_arrays():
 def test_stratified_split_function():
     train, test = stratified_split(load_dataset("blobs"), test_size=0.1, random_state=0)
     assert (len(train), len(test)) == (1350, 150)
+
+
+def test_split_suffix_is_the_split_argument():
+    for name in ("digits", "circles"):
+        for split in ("train", "test"):
+            by_suffix = load_dataset(f"{name}:{split}", random_state=3)
+            by_argument = load_dataset(name, split=split, random_state=3)
+            assert by_suffix.name == by_argument.name == f"{name}:{split}"
+            np.testing.assert_array_equal(by_suffix.X, by_argument.X)
+    assert load_dataset("digits:test", split="test").name == "digits:test"
+
+
+def test_mnist012_from_idx_files(tmp_path):
+    write_mnist_dir(tmp_path)
+    full = load_dataset("mnist", path=tmp_path)
+    subset = load_dataset("mnist012", path=tmp_path)
+    assert subset.name == "mnist012"
+    np.testing.assert_array_equal(subset.X, full.X[np.isin(full.y, [0, 1, 2])])
+    assert load_dataset("mnist012:test", path=tmp_path).name == "mnist012:test"
+
+
+MNIST_DIR = os.environ.get(MNIST_ENV)
+# DESIGN.md section 5: label counts of the real files, and the uncompressed train images' hash
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+MNIST_TRAIN_SHA256 = "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR, reason=f"${MNIST_ENV} unset (make and .ci/run set it when the workspace "
+                          "has ../shared/data/mnist)")
+
+
+@needs_mnist
+def test_real_mnist():
+    train, test, full = (load_dataset(name) for name in ("mnist:train", "mnist:test", "mnist"))
+    for data, n, counts in ((train, 60_000, MNIST_TRAIN_COUNTS),
+                            (test, 10_000, MNIST_TEST_COUNTS)):
+        assert data.X.shape == (n, 784) and data.X.dtype == np.float32
+        assert data.image_shape == (28, 28) and data.images().shape == (n, 28, 28)
+        assert data.X.min() == 0.0 and data.X.max() == 1.0
+        np.testing.assert_array_equal(np.bincount(data.y), counts)
+    assert full.name == "mnist" and len(full) == 70_000
+    np.testing.assert_array_equal(full.X[:60_000], train.X)  # train, then test
+    np.testing.assert_array_equal(full.y[60_000:], test.y)
+    with gzip.open(os.path.join(MNIST_DIR, "train-images-idx3-ubyte.gz")) as f:
+        assert hashlib.sha256(f.read()).hexdigest() == MNIST_TRAIN_SHA256
+
+
+@needs_mnist
+def test_real_mnist012_and_class_subsets():
+    mnist012 = load_dataset("mnist012")
+    assert len(mnist012) == sum(MNIST_TRAIN_COUNTS[:3]) + sum(MNIST_TEST_COUNTS[:3])
+    assert len(load_dataset("mnist012:train")) == 18_623
+    np.testing.assert_array_equal(mnist012.classes, [0, 1, 2])
+    odd = load_dataset("mnist:test", classes=[1, 3, 5, 7, 9])
+    assert odd.name == "mnist[1,3,5,7,9]:test"
+    np.testing.assert_array_equal(np.bincount(odd.y)[1::2], MNIST_TEST_COUNTS[1::2])
+
+
+@needs_mnist
+@pytest.mark.parametrize("damage", ["missing", "truncated-gzip", "truncated-raw"])
+def test_damaged_mnist_copy_gets_a_clear_error(tmp_path, damage):
+    for name in os.listdir(MNIST_DIR):
+        if name.endswith(".gz"):
+            shutil.copy(os.path.join(MNIST_DIR, name), tmp_path / name)
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    if damage == "missing":
+        labels.unlink()
+        error, message = FileNotFoundError, "t10k-labels-idx1-ubyte.*not found in"
+    elif damage == "truncated-gzip":
+        labels.write_bytes(labels.read_bytes()[:-100])
+        error, message = ValueError, "looks gzipped but cannot be decompressed"
+    else:
+        raw = gzip.decompress(labels.read_bytes())
+        labels.unlink()
+        (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(raw[:-10])
+        error, message = ValueError, "truncated or corrupt"
+    with pytest.raises(error, match=message):
+        load_dataset("mnist:test", path=tmp_path)
+    assert len(load_dataset("mnist:train", path=tmp_path)) == 60_000  # the rest still reads

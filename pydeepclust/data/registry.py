@@ -68,10 +68,8 @@ def parse_dataset_name(name) -> tuple[str, str | None]:
     """``"mnist:test"`` -> ``("mnist", "test")``; ``"digits"`` -> ``("digits", None)``.
 
     Raises ``ValueError`` naming the known sets and splits for anything else."""
-    if not isinstance(name, str):
-        raise ValueError(f"load_dataset: name must be a string, got {type(name).__name__}")
-    base, colon, split = name.partition(":")
-    if base not in DATASETS:
+    base, colon, split = name.partition(":") if isinstance(name, str) else (name, "", "")
+    if not isinstance(base, str) or base not in DATASETS:
         raise ValueError(f"load_dataset: unknown data set {base!r}; known: {sorted(DATASETS)} "
                          f"(each optionally with a split suffix {SPLITS[1:]}, e.g. 'mnist:test')")
     if colon and split not in SPLITS:

@@ -1,0 +1,162 @@
+"""The experiment runner: spec validation before any training, resume, shared pretraining,
+provenance of each row, and the report rendered from a fixture file."""
+
+import json
+import os
+
+import pytest
+
+from pydeepclust import experiments
+from pydeepclust.cli import main as cli_main
+from pydeepclust.experiments import TABLES, Row, Table
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "data")
+TINY_AE = {"latent_dim": 2, "hidden": (8,), "epochs": 1}
+# Rows that fit in well under a second: k-means and KSC on the synthetic sets, and an
+# autoencoder pair sharing one pretrained network.
+TINY = Table("tiny", "a tiny table", seeds=(0, 1), rows=(
+    Row("kmeans/blobs", "kmeans", "blobs", {"n_init": 2}, paper=0.9),
+    Row("ksc/blobs", "ksc", "blobs:train", test_data="blobs:test", paper=1.0, paper_test=1.0),
+    Row("ae-kmeans/blobs", "ae-kmeans", "blobs", {"n_init": 1}, pretrain=TINY_AE),
+    Row("dcn1/blobs", "dcn1", "blobs", {"epochs": 1}, pretrain=TINY_AE),
+))
+
+
+def run(table=TINY, **kwargs):
+    kwargs.setdefault("autoencoder_dir", None)
+    return experiments.run_table(table, **kwargs)
+
+
+def test_rows_record_results_settings_and_provenance(tmp_path):
+    out = str(tmp_path / "results.jsonl")
+    written = run(rows=TINY.rows[:2], seeds=[0], out=out)
+    assert experiments.read_rows(out) == json.loads(json.dumps(written))
+    kmeans, ksc = written
+    assert kmeans["row"] == "kmeans/blobs" and kmeans["seed"] == 0 and kmeans["table"] == "tiny"
+    assert kmeans["params"]["n_clusters"] == 3  # from the data's classes
+    assert kmeans["params"]["n_init"] == 2 and kmeans["params"]["random_state"] == 0
+    assert kmeans["spec"] == {"method": "kmeans", "data": "blobs", "settings": {"n_init": 2}}
+    for key in ("version", "commit", "torch", "device", "threads", "wall_s", "finished"):
+        assert key in kmeans
+    assert kmeans["threads"] >= 1 and kmeans["device"].startswith("cpu")
+    assert ksc["data"] == "blobs:train" and ksc["test_data"] == "blobs:test"
+    assert set(ksc["test"]) == {"nmi", "ari", "acc"} and ksc["test"]["nmi"] > 0.9
+
+
+def test_resume_runs_only_what_the_file_lacks(tmp_path, monkeypatch):
+    out = str(tmp_path / "results.jsonl")
+    run(rows=TINY.rows[:2], seeds=[0], out=out)
+    fits = []
+    original = experiments._estimator
+
+    def counting(row, seed, extra=None):
+        if extra is not None:
+            fits.append((row.name, seed))
+        return original(row, seed, extra)
+
+    monkeypatch.setattr(experiments, "_estimator", counting)
+    run(rows=TINY.rows[:2], seeds=[0, 1], out=out)
+    assert fits == [("kmeans/blobs", 1), ("ksc/blobs", 1)]
+    fits.clear()
+    run(rows=TINY.rows[:2], seeds=[0, 1], out=out)
+    assert fits == []  # all done
+    # a run killed while writing leaves a cut line: it is ignored and run again
+    with open(out, "a") as f:
+        f.write('{"table": "tiny", "row": "kmeans/blo')
+    with pytest.warns(UserWarning, match="last line is incomplete"):
+        rows = experiments.read_rows(out)
+    assert len(rows) == 4
+
+
+def test_changed_settings_are_not_taken_for_done(tmp_path, monkeypatch):
+    out = str(tmp_path / "results.jsonl")
+    run(rows=TINY.rows[:1], seeds=[0], out=out)
+    changed = Row("kmeans/blobs", "kmeans", "blobs", {"n_init": 3}, paper=0.9)
+    assert changed.spec_id() != TINY.rows[0].spec_id()
+    assert len(run(Table("tiny", "t", (changed,)), seeds=[0], out=out)) == 1
+    # the report shows the current spec's rows and counts the others as stale
+    text = experiments.report(Table("tiny", "t", (changed,)), out)
+    assert "| kmeans/blobs | blobs | 0 |" in text and "1 row(s) of the file ran with other" in text
+
+
+def test_autoencoder_rows_share_one_pretrained_network(tmp_path, monkeypatch):
+    import pydeepclust.models as models
+
+    calls = []
+    original = models.pretrain_autoencoder
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["random_state"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models, "pretrain_autoencoder", counting)
+    cache = tmp_path / "aes"
+    out = str(tmp_path / "results.jsonl")
+    first = run(rows=TINY.rows[2:], seeds=[0], out=out, autoencoder_dir=str(cache))
+    assert calls == [0] and len(os.listdir(cache)) == 1  # two rows, one network
+    assert [r["pretrain_cached"] for r in first] == [False, False]
+    assert first[1]["wall_s"] == pytest.approx(first[1]["fit_s"] + first[1]["pretrain_s"], abs=0.11)
+    # a new process (fresh memo) reads the network from the folder
+    later = run(Table("t2", "t", TINY.rows[2:]), seeds=[0], out=out, autoencoder_dir=str(cache))
+    assert calls == [0] and [r["pretrain_cached"] for r in later] == [True, True]
+    assert [r["train"] for r in later] == [r["train"] for r in first]  # the same network
+
+
+@pytest.mark.parametrize("row, message", [
+    (Row("r", "kmeanz", "blobs"), "unknown method 'kmeanz'"),
+    (Row("r", "kmeans", "blobz"), "unknown data set 'blobz'"),
+    (Row("r", "kmeans", "mnist:validation"), "split suffix 'validation'"),
+    (Row("r", "ksc", "blobs", test_data="circlez"), "unknown data set 'circlez'"),
+    (Row("r", "kmeans", "blobs", {"n_inits": 3}), r"KMeansBaseline has no parameter\(s\) \['n_inits'\]"),
+    (Row("r", "kmeans", "blobs", pretrain=TINY_AE), "pretrain applies to autoencoder methods"),
+    (Row("r", "acedec", "blobs", pretrain={"epoch": 3}), r"unknown pretrain setting\(s\) \['epoch'\]"),
+])
+def test_a_bad_spec_fails_before_any_training(row, message, tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before validating")
+
+    monkeypatch.setattr(experiments, "_Data", no_training)
+    table = Table("bad", "bad", (TINY.rows[0], row))
+    with pytest.raises(ValueError, match=f"table 'bad', row 'r': .*{message}"):
+        run(table, out=str(tmp_path / "r.jsonl"))
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_every_shipped_table_is_valid(name):
+    table = TABLES[name]
+    experiments.validate(table)
+    assert len({row.name for row in table.rows}) == len(table.rows)  # row names are ids
+
+
+def test_select_rows_by_name_or_method_prefix():
+    table = TABLES["acedec-mnist"]
+    assert [r.name for r in experiments.select_rows(table, ["dcn1"])] == ["dcn1/mnist"]
+    assert {r.name for r in experiments.select_rows(table, ["acedec"])} == {
+        "acedec/mnist", "acedec/mnist-test"}
+    assert experiments.select_rows(table, None) == list(table.rows)
+
+
+def test_report_from_a_fixture_file(tmp_path):
+    png = tmp_path / "chart.png"
+    text = experiments.report(TINY, os.path.join(FIXTURES, "tiny_results.jsonl"), png=str(png))
+    lines = text.splitlines()
+    # mean +- sd (sample sd) over the two seeds, beside the paper and the difference
+    assert "| kmeans/blobs | blobs | 0,1 | 0.800 ± 0.141 | 0.900 | -0.100 |" in text
+    ksc = next(line for line in lines if line.startswith("| ksc/blobs"))
+    assert "| 1.000 ± 0.000 | 1.000 | +0.000 | 0.950 ± 0.000 | 1.000 | -0.050 | 3 |" in ksc
+    assert "| dcn1/blobs | blobs | — | — | — | — |" in text  # not run yet
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_reproduce_runs_lists_and_reports(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(TABLES, "tiny", TINY)
+    out = str(tmp_path / "tiny.jsonl")
+    assert cli_main(["reproduce", "tiny", "--rows", "kmeans", "--seeds", "0", "--out", out,
+                     "--quiet"]) == 0
+    assert [r["row"] for r in experiments.read_rows(out)] == ["kmeans/blobs"]
+    assert cli_main(["reproduce", "tiny", "--report", "--out", out]) == 0
+    assert "| kmeans/blobs | blobs | 0 |" in capsys.readouterr().out
+    assert cli_main(["reproduce", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "acedec/mnist-test" in listing and "mnist012" in listing
