@@ -1,4 +1,6 @@
-"""The JSON-lines results files that the table scripts append to as runs finish, and report from.
+"""The ``--out`` / ``--report`` options of the ablation scripts beside this file (the papers'
+tables themselves run through ``python -m pydeepclust reproduce``). Rows are written and read
+by the runner's own functions, so both kinds of results file are the same JSON lines.
 
 A script is run as ``python benchmarks/<name>.py``, so this module is imported from beside it.
 """
@@ -6,8 +8,10 @@ A script is run as ``python benchmarks/<name>.py``, so this module is imported f
 from __future__ import annotations
 
 import argparse
-import json
-import os
+
+from pydeepclust.experiments import append_row, read_rows
+
+__all__ = ["add_results_options", "append_row", "read_rows"]
 
 
 def add_results_options(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -15,20 +19,3 @@ def add_results_options(parser: argparse.ArgumentParser, default_out: str) -> No
     parser.add_argument("--out", default=default_out,
                         help=f"results file each run appends a JSON row to (default: {default_out})")
     parser.add_argument("--report", metavar="JSONL", help="print the table of a results file")
-
-
-def append_row(path: str | None, row: dict) -> None:
-    """Print ``row`` and append it to ``path`` as one JSON line (its folder made if missing);
-    with ``path`` None, print only."""
-    line = json.dumps(row)
-    print(line, flush=True)
-    if path:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "a") as f:
-            f.write(line + "\n")
-
-
-def read_rows(path: str) -> list[dict]:
-    """Every row of a results file, blank lines skipped."""
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -131,7 +131,10 @@ def test_every_shipped_table_is_valid(name):
 
 def test_select_rows_by_name_or_method_prefix():
     table = TABLES["acedec-mnist"]
-    assert [r.name for r in experiments.select_rows(table, ["dcn1"])] == ["dcn1/mnist"]
+    assert [r.name for r in experiments.select_rows(table, ["dcn1"])] == [
+        "dcn1/mnist", "dcn1/mnist-test"]
+    assert [r.name for r in experiments.select_rows(table, ["dcn10/mnist", "acedec+aug"])] == [
+        "dcn10/mnist", "acedec+aug/mnist"]
     assert {r.name for r in experiments.select_rows(table, ["acedec"])} == {
         "acedec/mnist", "acedec/mnist-test"}
     assert experiments.select_rows(table, None) == list(table.rows)
