@@ -7,6 +7,7 @@ the extension has one for the input's device, else the reference in
 
 from pydeepclust.ops._backend import (
     BACKENDS,
+    ExtensionLoadWarning,
     backend,
     build_info,
     extension_available,
@@ -38,6 +39,7 @@ from pydeepclust.ops.simplex import (
 
 __all__ = [
     "BACKENDS",
+    "ExtensionLoadWarning",
     "backend",
     "build_info",
     "extension_available",

@@ -2,7 +2,8 @@
 
 The extension ``pydeepclust._C`` registers its kernels with the dispatcher on
 import. If it is absent (not built, or failed to load) every op falls back to
-:mod:`pydeepclust.ops.reference`. A kernel is used only when the extension has
+:mod:`pydeepclust.ops.reference`; a file that fails to load (built against
+another torch, say) is reported once with an :class:`ExtensionLoadWarning`. A kernel is used only when the extension has
 one for the input's device: a CPU-only build still serves CUDA tensors through
 the reference.
 
@@ -15,17 +16,42 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
+import warnings
 
 import torch
 
+REBUILD_HINT = (
+    "rebuild it against the installed torch: `make build` in a source checkout "
+    "(or `python setup.py build_ext --inplace`), or reinstall pydeepclust from source"
+)
+
+
+class ExtensionLoadWarning(UserWarning):
+    """The native extension exists but failed to load; the slow references run instead."""
+
+
 try:
-    from pydeepclust import _C
-except ImportError as exc:  # not built, or built against another torch
+    _C = importlib.import_module("pydeepclust._C")
+except ImportError as exc:
     _C = None
     _IMPORT_ERROR: ImportError | None = exc
+    # No _C file at all is a build without the extension (PYDEEPCLUST_SKIP_EXT=1, or an
+    # editable install before `make build`): a choice, reported by build_info() only.
+    # A file that does not load (built against another torch, missing CUDA libraries)
+    # is a broken install: say so once, unless the references were asked for.
+    _NOT_BUILT = isinstance(exc, ModuleNotFoundError) and exc.name == "pydeepclust._C"
+    if not _NOT_BUILT and os.environ.get("PYDEEPCLUST_BACKEND") != "reference":
+        warnings.warn(
+            f"pydeepclust._C failed to load ({exc}); every op falls back to the slow "
+            f"pure-torch references. To fix, {REBUILD_HINT}. "
+            "(PYDEEPCLUST_BACKEND=reference silences this warning.)",
+            ExtensionLoadWarning,
+        )
 else:
     _IMPORT_ERROR = None
+    _NOT_BUILT = False
 
 BACKENDS = ("auto", "extension", "reference")
 _choice = "auto"
@@ -39,10 +65,12 @@ def extension_available() -> bool:
 def build_info() -> dict:
     """How the extension was built (torch version, CUDA and arch list, OpenMP).
 
-    Without an extension: ``{"available": False, "error": <why it failed to load>}``.
+    Without an extension: ``{"available": False, "status": "not built" or "failed to
+    load", "error": <the import error>, "fix": <the rebuild command>}``.
     """
     if _C is None:
-        return {"available": False, "error": str(_IMPORT_ERROR)}
+        return {"available": False, "status": "not built" if _NOT_BUILT else "failed to load",
+                "error": str(_IMPORT_ERROR), "fix": REBUILD_HINT}
     return {"available": True, **_C.build_info()}
 
 
@@ -53,7 +81,8 @@ def set_backend(name: str) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name == "extension" and _C is None:
         raise RuntimeError(
-            f"backend 'extension' requested but pydeepclust._C failed to load: {_IMPORT_ERROR}"
+            f"backend 'extension' requested but pydeepclust._C is unavailable: {_IMPORT_ERROR}; "
+            f"{REBUILD_HINT}"
         )
     _choice = name
 
