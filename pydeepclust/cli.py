@@ -3,7 +3,8 @@
 Commands:
   fit     train a clustering model on a data set; writes metrics.json, the
           checkpoint and the model's pictures to --out
-  info    how the native extension was built and which backend is active
+  info    version, torch, how the native extension was built, the active
+          backend and the devices (CPU threads, CUDA GPUs), as JSON
   bench   a quick timing of the fused ops against their pure-torch references
           (the full suite is ``make bench``, built on pytest-benchmark)
 
@@ -152,8 +153,38 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def info() -> dict:
+    """Version, torch, how the extension was built, the backend and the devices torch sees."""
+    import platform
+
+    import pydeepclust
+
+    build = ops.build_info()
+    if "parallel_backend" in build:  # torch's multi-line report, one line per entry
+        build["parallel_backend"] = [line.strip() for line in
+                                     build["parallel_backend"].splitlines() if line.strip()]
+    cuda = []
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            cuda.append({"index": index, "name": props.name,
+                         "capability": f"{props.major}.{props.minor}",
+                         "memory_gib": round(props.total_memory / 2**30, 1)})
+    return {
+        "pydeepclust": pydeepclust.__version__,
+        "location": os.path.dirname(pydeepclust.__file__),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "backend": ops.backend(),
+        "build": build,
+        "devices": {"cpu": {"cores": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+                    "cuda": cuda},
+    }
+
+
 def cmd_info(args) -> int:
-    print(json.dumps({"backend": ops.backend(), **ops.build_info()}, indent=2))
+    print(json.dumps(info(), indent=2))
     return 0
 
 
@@ -266,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_cli_arguments(p)
         p.set_defaults(func=cmd_fit)
     _add_reproduce_parser(sub)
-    info = sub.add_parser("info", help="build information and the active backend")
+    info = sub.add_parser("info", help="version, build, backend and devices (JSON)")
     info.set_defaults(func=cmd_info)
     bench = sub.add_parser("bench", help="quick timing of the fused ops vs the references")
     bench.add_argument("--n", type=int, default=1_000_000, help="rows per case (default 1e6)")

@@ -98,3 +98,37 @@ def test_data_split_suffix_and_class_subset(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"] == "digits[3,5,8]:train"
     assert metrics["params"]["n_clusters"] == 3  # --k defaults to the classes kept
+
+
+def test_info_reports_version_build_and_devices(capsys):
+    import torch
+
+    import pydeepclust
+
+    assert cli_main(["info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pydeepclust"] == pydeepclust.__version__
+    assert info["torch"] == torch.__version__
+    assert info["build"]["available"] == pydeepclust.ops.extension_available()
+    if info["build"]["available"]:
+        assert {"cuda", "cuda_arch_list", "torch_version"} <= set(info["build"])
+    assert info["backend"] == pydeepclust.ops.backend()
+    assert info["devices"]["cpu"]["torch_threads"] == torch.get_num_threads()
+    assert len(info["devices"]["cuda"]) == (torch.cuda.device_count()
+                                            if torch.cuda.is_available() else 0)
+
+
+def test_info_names_each_cuda_device(capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    gpus = [SimpleNamespace(name="Card A", major=8, minor=0, total_memory=80 * 2**30),
+            SimpleNamespace(name="Card B", major=9, minor=0, total_memory=141 * 2**30)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(gpus))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: gpus[index])
+    assert cli_main(["info"]) == 0
+    cuda = json.loads(capsys.readouterr().out)["devices"]["cuda"]
+    assert cuda == [{"index": 0, "name": "Card A", "capability": "8.0", "memory_gib": 80.0},
+                    {"index": 1, "name": "Card B", "capability": "9.0", "memory_gib": 141.0}]
