@@ -7,7 +7,8 @@ from sklearn.metrics import normalized_mutual_info_score as nmi
 
 from pydeepclust.data import load_dataset
 from pydeepclust.models import RSM
-from pydeepclust.models.rsm import (knn_indices, knn_ratio_cut, orthonormality_penalty,
+from pydeepclust.models.rsm import (default_hidden, knn_indices, knn_ratio_cut,
+                                    orthonormality_penalty,
                                     rsm_loss, whiten)
 
 
@@ -193,3 +194,35 @@ def test_bad_data_is_named():
     model = RSM(3, random_state=0, **FAST).fit(np.nan_to_num(X))
     with pytest.raises(ValueError, match="samples of shape"):
         model.predict(np.zeros((3, 5), np.float32))
+
+
+# ------------------------------------------------------------------ the defaults
+
+
+def test_default_sizes_follow_the_data():
+    """hidden from the input width, batch min(n, 16,384), epochs for 800 optimizer steps (at
+    most 80 epochs above 16,384 points)."""
+    assert default_hidden(2) == (128, 128)
+    assert default_hidden(64) == (256, 256)
+    assert default_hidden(784) == (512, 512, 256)
+    model = RSM(2)
+    assert (model._batch_size(3000), model._epochs(3000)) == (3000, 800)
+    assert (model._batch_size(60000), model._epochs(60000)) == (16384, 80)  # not 267
+    assert model._epochs(20000) == 80 and model._epochs(16384) == 800
+    model = RSM(2, batch_size=1024)
+    assert model._epochs(3000) == 400 and model._epochs(500) == 800
+    assert RSM(2, epochs=7)._epochs(3000) == 7
+    assert RSM(2)._input_dim((28, 28)) == 784  # lr None: 1e-3 above 256 features, else 3e-3
+
+
+def test_defaults_separate_two_circles():
+    """RSM(n_clusters=2) with nothing else: the README's circles case, at n = 1,000 to keep the
+    test short (the same rules: one full batch, 800 steps, hidden (128, 128), lr 3e-3; 3,000
+    points take about 35 s on one thread and give NMI 1.00 on seeds 0-4,
+    ``benchmarks/defaults_check.py``). The former defaults (50 epochs of 1,024-point batches,
+    SpectralNet's widths, lr 1e-3) gave NMI 0.00 on the 3,000 points."""
+    circles = load_dataset("circles", n_samples=1000)
+    model = RSM(2, random_state=0).fit(circles.X)
+    assert (model.batch_size_, model.epochs_, model.lr_) == (1000, 800, 3e-3)
+    assert len(model.history_) == 800
+    assert nmi(circles.y, model.labels_) >= 0.95

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -46,9 +47,17 @@ from pydeepclust.models.autoencoder import Autoencoder, pretrain_autoencoder
 from pydeepclust.models.base import DeepClusterer
 from pydeepclust.nn import ConvEncoder28, check_widths, mlp
 
-__all__ = ["RSM", "knn_indices", "knn_ratio_cut", "orthonormality_penalty", "rsm_loss", "whiten"]
+__all__ = ["RSM", "default_hidden", "knn_indices", "knn_ratio_cut", "orthonormality_penalty",
+           "rsm_loss", "whiten"]
 
 KERNELS = ("rbf", "knn")
+# The defaults' training length and batch cap (see RSM's epochs and batch_size), measured:
+# two circles need 800 full-batch steps on every seed (400 left seeds 2, or 3 and 4, at NMI
+# 0.3-0.5), digits are done in 300-400; on sets larger than one batch the steps see fresh
+# samples and 80 epochs (Fashion-MNIST: 240 steps of 16,384 points) met the paper's numbers.
+DEFAULT_STEPS = 800
+MAX_DEFAULT_BATCH = 16384
+MAX_DEFAULT_EPOCHS = 80  # for n > MAX_DEFAULT_BATCH
 AFFINITY_INPUTS = ("input", "autoencoder")
 NETWORK_INPUTS = ("raw", "autoencoder")
 
@@ -76,6 +85,18 @@ def knn_ratio_cut(Z: Tensor, neighbors: Tensor) -> Tensor:
     ``mean_i mean_{j in N(i)} ||z_i - z_j||^2``. (The cut of S equals that of the symmetric
     (S + S^T) / 2, so no symmetrisation is needed.)"""
     return (Z.unsqueeze(1) - Z[neighbors]).square().sum(-1).mean()
+
+
+def default_hidden(input_dim: int) -> tuple[int, ...]:
+    """The mlp's hidden widths for ``hidden=None``, from the width d of what f maps: w = the
+    power of two at or above 4 d, clipped to [128, 512]; two layers of w for d <= 256, else
+    (w, w, w / 2). It gives the widths of the recipes measured on each canonical set: (128, 128)
+    for two circles (d = 2), (256, 256) for 8x8 digits, (512, 512, 256) for 28x28 images
+    (Fashion-MNIST); SpectralNet's is ``hidden=(1024, 1024, 512)``, about 90 times the
+    arithmetic of (128, 128) per point on a 2-D input."""
+    d = max(1, int(input_dim))
+    width = min(512, max(128, 1 << math.ceil(math.log2(4 * d))))
+    return (width, width) if d <= 256 else (width, width, width // 2)
 
 
 def _is_int(value) -> bool:
@@ -129,9 +150,11 @@ class RSM(DeepClusterer):
     Args:
         n_clusters: k, the number of clusters.
         embedding_dim: width of z (default: k, as in spectral clustering).
-        arch: "mlp" (SpectralNet's ``hidden`` = [1024, 1024, 512] then k) or "conv"
-            (the 28x28 conv encoder of :mod:`pydeepclust.nn`, then ``hidden[-1]`` and k).
-        hidden: hidden widths of the mlp.
+        arch: "mlp" (``hidden``, then k) or "conv" (the 28x28 conv encoder of
+            :mod:`pydeepclust.nn`, then ``hidden[-1]`` (default 512) and k).
+        hidden: hidden widths of the mlp. Default None: from the width d of f's input,
+            :func:`default_hidden` ((128, 128) for 2-D points, (256, 256) for 8x8 images,
+            (512, 512, 256) for 28x28 images); SpectralNet's is ``(1024, 1024, 512)``.
         kernel: "knn" (default; S_ij = 1 for the m nearest neighbours of i in the batch, m
             drawn per batch from ``n_neighbors_range``; the authors' second kernel type) or
             "rbf" (S_ij = exp(-||a_i - a_j||^2 / 2 sigma^2), sigma random per batch, through
@@ -176,6 +199,21 @@ class RSM(DeepClusterer):
             runs reach NMI 1.00 in 400 steps (``benchmarks/rsm_choices.py loss``).
         epochs, batch_size, lr: Adam on the network; batches are shuffled, the last short
             batch is dropped when n > batch_size (a tiny batch makes a poor graph).
+            ``batch_size=None`` (default): min(n, 16,384), the whole data set up to the batch
+            of the Fashion-MNIST recipe: the kNN graph of a batch is the data's graph only when
+            the batch is dense enough (two circles in batches of 1,024 of 3,000 points: NMI
+            0.00). ``epochs=None`` (default): enough epochs for 800 optimizer steps
+            (``DEFAULT_STEPS``; ceil(800 / (n // batch_size)) epochs), at most 80 when n is
+            above 16,384 (``MAX_DEFAULT_EPOCHS``: there each step sees fresh points, and 80
+            epochs of Fashion-MNIST, 240 steps, met the paper's numbers). Two circles need the
+            800 steps (seeds 0-4 all NMI 1.00; with 400, two of five end at 0.3-0.5); a fixed
+            epoch count would give a small data set a few dozen steps (the former default, 50
+            epochs of 1,024-point batches, gave two circles 100 steps and NMI 0.00) and a
+            large one needlessly many. ``lr=None`` (default):
+            3e-3 when f's input has at most 256 features (the small networks of
+            :func:`default_hidden`; two circles, seed 2: NMI 0.51 with 1e-3, 1.00 with 3e-3;
+            digits 0.856 / 0.860), 1e-3 above (the Fashion-MNIST recipe's, 0.601). The fitted
+            values are ``batch_size_``, ``epochs_`` and ``lr_``.
         n_init: k-means starts on the embedding.
         random_state: seeds the network, the batches, the bandwidths and k-means.
         device: "cpu", "cuda" or None (cuda when available).
@@ -186,11 +224,12 @@ class RSM(DeepClusterer):
     Attributes after ``fit``: ``labels_``, ``cluster_centers_`` (k-means centres in the
     embedding), ``whitening_`` (k x k: ``transform(X) = f(X) @ whitening_`` has orthonormal
     columns over the training data when ``whiten_cut``, as the cut saw it; identity
-    otherwise), ``history_`` (mean loss terms per epoch), ``network_``.
+    otherwise), ``history_`` (mean loss terms per epoch), ``network_``, ``batch_size_``,
+    ``epochs_`` and ``lr_`` (the values used, after the defaults).
     """
 
     def __init__(self, n_clusters: int = 10, embedding_dim: int | None = None,
-                 arch: str = "mlp", hidden: Sequence[int] = (1024, 1024, 512),
+                 arch: str = "mlp", hidden: Sequence[int] | None = None,
                  kernel: str = "knn", bandwidth_range: tuple[float, float] = (0.5, 2.0),
                  bandwidth_scale: str | float = "knn", bandwidth_distribution: str = "uniform",
                  n_neighbors: int = 7, n_neighbors_range: tuple[int, int] = (5, 10),
@@ -199,7 +238,8 @@ class RSM(DeepClusterer):
                  autoencoder_hidden: Sequence[int] = (500, 500, 2000), pretrain_epochs: int = 20,
                  penalty_weight: float = 0.0,
                  whiten_cut: bool = True,
-                 epochs: int = 50, batch_size: int = 1024, lr: float = 1e-3, n_init: int = 10,
+                 epochs: int | None = None, batch_size: int | None = None,
+                 lr: float | None = None, n_init: int = 10,
                  random_state: int | None = 0, device: str | None = None, verbose: bool = False,
                  checkpoint_path: str | None = None, checkpoint_every: int = 10):
         self.n_clusters = n_clusters
@@ -233,8 +273,12 @@ class RSM(DeepClusterer):
     # -- parameters and networks --------------------------------------------------------
 
     def _check_params(self, n_samples: int) -> None:
-        self._check_integers("n_clusters", "batch_size", minimum=2)
-        self._check_integers("epochs", "n_init")
+        self._check_integers("n_clusters", minimum=2)
+        if self.batch_size is not None:
+            self._check_integers("batch_size", minimum=2)
+        if self.epochs is not None:
+            self._check_integers("epochs")
+        self._check_integers("n_init")
         self._check_integers("pretrain_epochs", minimum=0)
         self._check_checkpoint_params()
         if self.kernel not in KERNELS:
@@ -248,7 +292,8 @@ class RSM(DeepClusterer):
         if self.network_input == "autoencoder" and self.arch != "mlp":
             raise ValueError("RSM: network_input='autoencoder' needs arch='mlp' (the code is a "
                              "vector)")
-        self._check_numbers("lr")
+        if self.lr is not None:
+            self._check_numbers("lr")
         self._check_numbers("penalty_weight", strict=False)
         if self.penalty_weight == 0 and not self.whiten_cut:
             raise ValueError("RSM: penalty_weight=0 needs whiten_cut=True (without either, "
@@ -267,7 +312,7 @@ class RSM(DeepClusterer):
             raise ValueError(f"RSM: bandwidth_distribution must be one of "
                              f"{BANDWIDTH_DISTRIBUTIONS}, got {self.bandwidth_distribution!r}")
         m_low, m_high = _pair(self.n_neighbors_range, "n_neighbors_range")
-        batch = min(self.batch_size, n_samples)
+        batch = self._batch_size(n_samples)
         if self.kernel == "knn" and not (_is_int(m_low) and _is_int(m_high)
                                          and 1 <= m_low <= m_high < batch):
             raise ValueError(f"RSM: n_neighbors_range must be integers 1 <= low <= high < the "
@@ -280,12 +325,30 @@ class RSM(DeepClusterer):
             raise TypeError(f"RSM: autoencoder must be a pydeepclust Autoencoder or None, got "
                             f"{type(self.autoencoder).__name__}")
 
+    def _batch_size(self, n_samples: int) -> int:
+        """The batch size used for n samples: ``batch_size``, or min(n, 16,384) for None."""
+        size = min(n_samples, MAX_DEFAULT_BATCH) if self.batch_size is None else self.batch_size
+        return min(size, n_samples)
+
+    def _epochs(self, n_samples: int) -> int:
+        """``epochs``, or for None enough epochs for ``DEFAULT_STEPS`` optimizer steps."""
+        if self.epochs is not None:
+            return self.epochs
+        steps_per_epoch = n_samples // self._batch_size(n_samples)  # short last batch dropped
+        epochs = math.ceil(DEFAULT_STEPS / steps_per_epoch)
+        return min(epochs, MAX_DEFAULT_EPOCHS) if n_samples > MAX_DEFAULT_BATCH else epochs
+
+    def _input_dim(self, sample_shape) -> int:
+        """The width of what f maps: the flattened sample, or the autoencoder code."""
+        return self.latent_dim if self.network_input == "autoencoder" else int(np.prod(sample_shape))
+
     def _build(self, sample_shape) -> None:
         if self.embedding_dim is not None:
             self._check_integers("embedding_dim")
         k = self.n_clusters if self.embedding_dim is None else self.embedding_dim
-        hidden = list(check_widths(self.hidden, "RSM: hidden"))
-        d = int(np.prod(sample_shape))
+        d = self._input_dim(sample_shape)
+        hidden = list(default_hidden(d) if self.hidden is None
+                      else check_widths(self.hidden, "RSM: hidden"))
         self.autoencoder_ = None
         with self._seeded():
             if self.network_input == "autoencoder":
@@ -297,7 +360,7 @@ class RSM(DeepClusterer):
             if self.arch == "mlp":
                 net = nn.Sequential(nn.Flatten(), mlp([d, *hidden, k]))
             elif self.arch == "conv":
-                width = hidden[-1] if hidden else 512
+                width = hidden[-1] if hidden and self.hidden is not None else 512
                 net = nn.Sequential(ConvEncoder28(width, channels=_channels(sample_shape)),
                                     nn.ReLU(), nn.Linear(width, k))
             else:
@@ -322,15 +385,18 @@ class RSM(DeepClusterer):
         self._build(tuple(X.shape[1:]))
         device = self._device()
         A, X = self._training_inputs(X)
-        optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr)
+        self.lr_ = self.lr if self.lr is not None else (
+            3e-3 if self._input_dim(tuple(X.shape[1:])) <= 256 else 1e-3)
+        optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr_)
         batches, draws = self._generator(offset=1), self._generator(offset=2)
         self.history_ = []
-        bar = self._progress(range(self.epochs), desc="RSM", total=self.epochs)
+        self.batch_size_, self.epochs_ = self._batch_size(len(X)), self._epochs(len(X))
+        bar = self._progress(range(self.epochs_), desc="RSM", total=self.epochs_)
         for epoch in bar:
             self.network_.train()
             sums = {"cut": 0.0, "penalty": 0.0}
             steps = 0
-            for idx in self._minibatches(len(X), self.batch_size, batches, drop_last=True):
+            for idx in self._minibatches(len(X), self.batch_size_, batches, drop_last=True):
                 x, a = X[idx].to(device), A[idx].to(device)
                 parts = self._batch_loss(x, a, draws)
                 loss = parts["cut"] + parts["penalty"]
@@ -445,7 +511,9 @@ def _channels(sample_shape) -> int:
 
 def add_cli_arguments(p) -> None:
     p.add_argument("--arch", default="mlp", choices=("mlp", "conv"))
-    p.add_argument("--hidden", default="1024,1024,512", help="hidden widths of the mlp")
+    p.add_argument("--hidden", default=None,
+                   help="hidden widths of the mlp (default: from the input width, "
+                        "rsm.default_hidden; SpectralNet: 1024,1024,512)")
     p.add_argument("--embedding-dim", type=int, default=None, help="width of z (default: k)")
     p.add_argument("--kernel", default="knn", choices=KERNELS)
     p.add_argument("--bandwidth-range", default="0.5,2.0",
@@ -464,9 +532,13 @@ def add_cli_arguments(p) -> None:
                    help="lambda (the paper: 1, with --no-whiten-cut)")
     p.add_argument("--no-whiten-cut", action="store_true",
                    help="the paper's literal loss: the cut of Z, not of the whitened Z")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: enough for {DEFAULT_STEPS} optimizer steps, at most "
+                        f"{MAX_DEFAULT_EPOCHS} epochs above {MAX_DEFAULT_BATCH} points")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"default: min(n, {MAX_DEFAULT_BATCH})")
+    p.add_argument("--lr", type=float, default=None,
+                   help="default: 3e-3 for inputs of <= 256 features, else 1e-3")
     p.add_argument("--n-init", type=int, default=10, help="k-means starts on z")
 
 
@@ -480,7 +552,8 @@ def from_cli(args, dataset) -> RSM:
     low, high = (float(v) for v in args.bandwidth_range.split(","))
     m_low, m_high = (int(v) for v in args.n_neighbors_range.split(","))
     return RSM(n_clusters=args.k, embedding_dim=args.embedding_dim,
-               arch=args.arch, hidden=tuple(int(h) for h in args.hidden.split(",") if h.strip()),
+               arch=args.arch, hidden=None if args.hidden is None else tuple(
+                   int(h) for h in args.hidden.split(",") if h.strip()),
                kernel=args.kernel, bandwidth_range=(low, high), bandwidth_scale=scale,
                n_neighbors=args.n_neighbors, n_neighbors_range=(m_low, m_high),
                affinity_on=args.affinity_on, network_input=args.network_input,
