@@ -199,3 +199,30 @@ def test_conv_architecture_on_28x28_images():
 def weighted_center_of(phi, model):
     degrees, floor = model._degrees(phi)
     return ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor)
+
+
+def test_schedule_defaults_follow_the_architecture():
+    """None: the authors' schedule for the conv net, the measured small-set one for the mlp;
+    the warm-up a fraction of the epochs (10 of 150 / 50 of 150); given values are kept."""
+    from pydeepclust.models.genksc import CONV_DEFAULTS, MLP_DEFAULTS
+
+    conv = GenKSC(3)._schedule("conv")
+    assert conv == dict(batch_size=256, lr=1e-4, lr_stiefel=1e-4, warmup_epochs=10)
+    assert GenKSC(3)._schedule("mlp") == dict(batch_size=64, lr=1e-3, lr_stiefel=1e-3,
+                                               warmup_epochs=50)
+    assert GenKSC(3, epochs=30)._schedule("mlp")["warmup_epochs"] == 10
+    kept = GenKSC(3, batch_size=32, lr=5e-4, warmup_epochs=3)._schedule("conv")
+    assert kept == dict(batch_size=32, lr=5e-4, lr_stiefel=CONV_DEFAULTS["lr_stiefel"],
+                        warmup_epochs=3)
+    assert set(MLP_DEFAULTS) == set(CONV_DEFAULTS)
+
+
+def test_defaults_cluster_small_blobs():
+    """GenKSC(n_clusters=3) with nothing else on 2-D KSC blobs (the README's case, 300 of its
+    1,500 points to keep the test short: the same mlp schedule, 4 steps an epoch)."""
+    from pydeepclust.data import load_dataset
+
+    ds = load_dataset("blobs", n_samples=300)
+    model = GenKSC(3, random_state=0, verbose=False).fit(ds.X)
+    assert (model.batch_size_, model.lr_, model.warmup_epochs_) == (64, 1e-3, 50)
+    assert normalized_mutual_info_score(ds.y, model.labels_) >= 0.95
