@@ -386,7 +386,7 @@ def test_dcn_lambda_changes_the_result(blobs):
     (dict(latent_dim=1), ValueError, "latent_dim"),
     (dict(init="kmeans"), ValueError, "init"),
     (dict(hidden="16"), ValueError, "hidden must be a sequence of positive integer widths"),
-    (dict(hidden=None), ValueError, "hidden must be a sequence of positive integer widths"),
+    (dict(hidden=(16, 0)), ValueError, "hidden must be a sequence of positive integer widths"),
     (dict(autoencoder=nn.Linear(2, 2)), TypeError, "autoencoder"),
     (dict(autoencoder=Autoencoder((5,), 4, hidden=(8,))), ValueError, "autoencoder"),
 ])
@@ -656,3 +656,26 @@ def test_cli_augment(model, tmp_path, capsys):
     assert "NMI" in capsys.readouterr().out
     loaded = {"acedec": ACeDeC, "dcn": DCN, "ae-kmeans": AEKMeans}[model].load(out / "model.pt")
     assert loaded.augmentation_invariance is True
+
+
+def test_default_architecture_follows_the_data():
+    from pydeepclust.models.autoencoder import default_architecture
+
+    assert default_architecture((27,)) == (27, ())  # SYNTH-25: the paper's linear layer
+    assert default_architecture((2,)) == (2, ())
+    assert default_architecture((64,)) == (10, (500, 500, 2000))
+    assert default_architecture((8, 8)) == (10, (500, 500, 2000))  # images: the deep network
+    assert default_architecture((27,), latent_dim=5) == (5, (500, 500, 2000))
+    assert default_architecture((27,), hidden=(16,)) == (10, (16,))
+    assert default_architecture((64,), hidden=()) == (10, ())
+
+
+def test_defaults_find_synth25():
+    """ACeDeC(n_clusters=4) with nothing else on SYNTH-25, all 12,000 points (about 8 s on one
+    thread): the architecture rule gives the paper's linear layer with d = D = 27. (Subsets
+    are no shorter stand-in: at 2,000 points even Sub-K-Means on the raw data, the start,
+    finds NMI 0.44 only.)"""
+    ds = load_dataset("synth25")
+    model = ACeDeC(4, random_state=0).fit(ds.X)
+    assert model.autoencoder_.latent_dim == 27
+    assert cluster_report(ds.y, model.labels_)["nmi"] >= 0.95

@@ -12,6 +12,7 @@ import copy
 import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -106,6 +107,29 @@ class Autoencoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """The reconstruction of normalised input, in normalised units."""
         return self.decoder(self.encoder(x))
+
+
+# Vector data up to this many features gets the single linear layer d = D (an isometry at the
+# start, see Autoencoder) when latent_dim and hidden are left at None.
+MAX_LINEAR_FEATURES = 32
+
+
+def default_architecture(sample_shape, latent_dim=None, hidden=None) -> tuple[int, tuple]:
+    """(latent_dim, hidden) of the autoencoder for samples of ``sample_shape`` when either is
+    None: for low-dimensional vector data (D = prod(sample_shape) <= 32 features) the single
+    linear layer with d = D that the ACe/DeC paper trains on SYNTH-25 (its start is an
+    isometry, so the embedding is the data rotated and nothing is lost), otherwise the
+    D-500-500-2000-10 network of DEC/DCN/ACe/DeC. A deep 10-dimensional bottleneck on
+    SYNTH-25 (27 features: two cluster dimensions beside 25 noise dimensions of about the same
+    variance) has no reason to keep the cluster dimensions. A value given is kept."""
+    features = int(np.prod(sample_shape))
+    linear = features <= MAX_LINEAR_FEATURES and len(tuple(sample_shape)) == 1
+    if latent_dim is None:
+        no_hidden = hidden is None or (isinstance(hidden, Sequence) and len(hidden) == 0)
+        latent_dim = features if linear and no_hidden else 10
+    if hidden is None:
+        hidden = () if linear and latent_dim == features else (500, 500, 2000)
+    return latent_dim, hidden
 
 
 def reconstruction_loss(x: Tensor, x_hat: Tensor) -> Tensor:
@@ -213,9 +237,14 @@ class AutoencoderClusterer(DeepClusterer):
                              "given autoencoder was trained on unscaled data (pretrain it with "
                              "pretrain_autoencoder(..., standardize=True))")
 
+    def _architecture(self, sample_shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        """(latent_dim, hidden) after the defaults: see :func:`default_architecture`."""
+        return default_architecture(sample_shape, self.latent_dim, self.hidden)
+
     def _build(self, sample_shape: tuple[int, ...]) -> None:
+        latent_dim, hidden = self._architecture(sample_shape)
         with self._seeded(offset=1):
-            self.autoencoder_ = Autoencoder(sample_shape, self.latent_dim, self.arch, self.hidden)
+            self.autoencoder_ = Autoencoder(sample_shape, latent_dim, self.arch, hidden)
         self.autoencoder_.to(self._device())
 
     def _modules(self) -> dict[str, nn.Module]:
@@ -279,11 +308,15 @@ def cli_model_name(parser) -> str:
 
 
 def add_autoencoder_arguments(parser) -> None:
-    parser.add_argument("--latent-dim", type=int, default=10, help="embedding size d")
+    parser.add_argument("--latent-dim", type=int, default=None,
+                        help="embedding size d (default: D for vector data of <= 32 features, "
+                             "else 10)")
     parser.add_argument("--arch", default="mlp", choices=("mlp", "conv", "auto"),
                         help="autoencoder: fully connected (paper) or conv for 28x28 images")
-    parser.add_argument("--hidden", default="500,500,2000",
-                        help="hidden widths of the mlp autoencoder ('' = one linear layer)")
+    parser.add_argument("--hidden", default=None,
+                        help="hidden widths of the mlp autoencoder ('' = one linear layer; "
+                             "default: one linear layer for vector data of <= 32 features, "
+                             "else 500,500,2000)")
     parser.add_argument("--pretrain-epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
@@ -295,6 +328,9 @@ def add_autoencoder_arguments(parser) -> None:
                              "augmented image to its original's centroid (the paper's §2.2)")
 
 
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """"500,500,2000" -> (500, 500, 2000); "" -> () (a single linear layer)."""
+def parse_hidden(text: str | None) -> tuple[int, ...] | None:
+    """"500,500,2000" -> (500, 500, 2000); "" -> () (a single linear layer); None -> None
+    (the model's default, :func:`default_architecture`)."""
+    if text is None:
+        return None
     return tuple(int(w) for w in text.split(",") if w.strip())

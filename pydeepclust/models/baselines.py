@@ -74,8 +74,8 @@ class AEKMeans(AutoencoderClusterer):
     augmented ACe/DeC and DCN).
     """
 
-    def __init__(self, n_clusters: int = 10, latent_dim: int = 10, arch: str = "mlp",
-                 hidden: Sequence[int] = (500, 500, 2000), autoencoder: Autoencoder | None = None,
+    def __init__(self, n_clusters: int = 10, latent_dim: int | None = None, arch: str = "mlp",
+                 hidden: Sequence[int] | None = None, autoencoder: Autoencoder | None = None,
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  n_init: int = 10, random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False, standardize: bool = False,
