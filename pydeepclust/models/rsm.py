@@ -209,11 +209,11 @@ class RSM(DeepClusterer):
             800 steps (seeds 0-4 all NMI 1.00; with 400, two of five end at 0.3-0.5); a fixed
             epoch count would give a small data set a few dozen steps (the former default, 50
             epochs of 1,024-point batches, gave two circles 100 steps and NMI 0.00) and a
-            large one needlessly many. ``lr=None`` (default):
-            3e-3 when f's input has at most 256 features (the small networks of
-            :func:`default_hidden`; two circles, seed 2: NMI 0.51 with 1e-3, 1.00 with 3e-3;
-            digits 0.856 / 0.860), 1e-3 above (the Fashion-MNIST recipe's, 0.601). The fitted
-            values are ``batch_size_``, ``epochs_`` and ``lr_``.
+            large one needlessly many. ``lr=None`` (default): 3e-3 when f's input has at
+            most 256 features (the small networks of :func:`default_hidden`; 400 steps on two
+            circles, seed 2: NMI 0.51 with 1e-3, 1.00 with 3e-3; digits, seed 0: 0.856 /
+            0.860), 1e-3 above (the Fashion-MNIST recipe's, 0.601; not re-measured with these
+            defaults). The fitted values are ``batch_size_``, ``epochs_`` and ``lr_``.
         n_init: k-means starts on the embedding.
         random_state: seeds the network, the batches, the bandwidths and k-means.
         device: "cpu", "cuda" or None (cuda when available).
