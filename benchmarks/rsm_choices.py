@@ -4,7 +4,8 @@
 (cut of Z + lambda ||Z^T Z / B - I||^2) and for the whitened cut, at several lambda and step
 counts. ``graph``: the exact ratio-cut embedding (the k smallest eigenvectors of L = D - S, then
 k-means) of an RBF graph at several bandwidths and of the symmetrised kNN graph, on digits and
-on the first 4,000 Fashion-MNIST images -- what any network trained on that cut can at best find.
+on the first 4,000 Fashion-MNIST and MNIST training images, with a global bandwidth or local
+scaling -- what any network trained on that cut can at best find.
 
   python benchmarks/rsm_choices.py loss
   python benchmarks/rsm_choices.py graph
@@ -58,17 +59,21 @@ def spectral_nmi(S: np.ndarray, y: np.ndarray, k: int, normalized: bool, seed: i
     return cluster_report(y, labels)["nmi"]
 
 
-def graph_variants(seed: int) -> None:
+LOCAL_M = 7
+LOCAL_FACTORS = (0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1, 2)
+
+
+def graph_variants(seed: int, names) -> None:
     import pydeepclust.ops as ops
     from pydeepclust.data import load_dataset
 
-    sets = [load_dataset("digits"), load_dataset("circles")]
-    try:
-        fm = load_dataset("fashion-mnist", split="train")
-        sets.append(type(fm)("fashion-mnist[:4000]", fm.X[:4000], fm.y[:4000],
-                             image_shape=fm.image_shape))
-    except FileNotFoundError as err:
-        print(f"(Fashion-MNIST skipped: {err})")
+    sets = [load_dataset(name) for name in ("digits", "circles") if name in names]
+    for name in (n for n in ("fashion-mnist", "mnist") if n in names):
+        try:
+            train = load_dataset(name, split="train")
+            sets.append(train.subset(np.arange(4000), name=f"{name}[:4000]"))
+        except FileNotFoundError as err:
+            print(f"({name} skipped: {err})")
     print("| data | graph | cut | NMI |\n|---|---|---|---|")
     for ds in sets:
         X = torch.as_tensor(ds.X, dtype=torch.float64)
@@ -82,6 +87,15 @@ def graph_variants(seed: int) -> None:
                       f"{'Ncut' if normalized else 'ratio cut'} | {nmi:.2f} |", flush=True)
         dist = torch.cdist(X, X)
         dist.fill_diagonal_(float("inf"))
+        # local scaling (Zelnik-Manor & Perona 2004): sigma_i sigma_j, sigma_i the distance to
+        # the m-th neighbour, times RSM's random factor t
+        local = dist.topk(LOCAL_M, largest=False).values[:, -1]
+        for t in LOCAL_FACTORS:
+            S = torch.exp(-dist.square() / (2 * t * local[:, None] * local[None, :])).numpy()
+            for normalized in (False, True):
+                nmi = spectral_nmi(S, ds.y, k, normalized, seed)
+                print(f"| {ds.name} | RBF, local scaling (m = {LOCAL_M}) x {t} | "
+                      f"{'Ncut' if normalized else 'ratio cut'} | {nmi:.2f} |", flush=True)
         for m in (5, 10, 20):
             idx = dist.topk(m, largest=False).indices
             A = torch.zeros_like(dist).scatter_(1, idx, 1.0)
@@ -95,13 +109,15 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("loss", "graph"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sets", nargs="+", default=["digits", "circles", "fashion-mnist", "mnist"],
+                   help="graph: the data sets (default: all four)")
     p.add_argument("--runs", type=int, nargs="+", default=None,
                    help="loss: indices into LOSS_RUNS (default: all)")
     args = p.parse_args()
     if args.what == "loss":
         loss_variants(args.seed, args.runs)
     else:
-        graph_variants(args.seed)
+        graph_variants(args.seed, args.sets)
 
 
 if __name__ == "__main__":
