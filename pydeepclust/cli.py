@@ -141,7 +141,8 @@ def cmd_reproduce(args) -> int:
     table = experiments.TABLES[args.table]
     out = args.out or os.path.join("runs", f"{table.name}.jsonl")
     if args.report:
-        print(experiments.report(table, out, png=args.png))
+        png = args.png or os.path.splitext(out)[0] + ".png"
+        print(experiments.report(table, out, png=png if png != "none" else None))
         return 0
     rows = experiments.select_rows(table, args.rows)
     if args.threads is not None:
@@ -268,7 +269,9 @@ def _add_reproduce_parser(sub) -> None:
                    help="default: the table's seeds (0 1 2)")
     p.add_argument("--out", default=None, help="results file (default: runs/TABLE.jsonl)")
     p.add_argument("--report", action="store_true", help="print the table of --out and stop")
-    p.add_argument("--png", default=None, help="with --report: also draw ours vs the paper")
+    p.add_argument("--png", default=None,
+                   help="with --report: the bar chart of ours vs the paper (default: the results "
+                        "file's name with .png; 'none' for no chart)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the estimators')")
     p.add_argument("--threads", type=int, default=None, help="torch threads of this process")
     p.add_argument("--autoencoders", default="runs/autoencoders", metavar="DIR",

@@ -160,6 +160,7 @@ def test_cli_reproduce_runs_lists_and_reports(tmp_path, monkeypatch, capsys):
     assert [r["row"] for r in experiments.read_rows(out)] == ["kmeans/blobs"]
     assert cli_main(["reproduce", "tiny", "--report", "--out", out]) == 0
     assert "| kmeans/blobs | blobs | 0 |" in capsys.readouterr().out
+    assert (tmp_path / "tiny.png").stat().st_size > 1000  # the chart beside the results
     assert cli_main(["reproduce", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "acedec/mnist-test" in listing and "mnist012" in listing
