@@ -47,7 +47,9 @@ at::Tensor assign_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& E,
   const int64_t m = codes.size(1);
   const auto rows = E.reshape({-1, m});
   const int64_t n = rows.size(0);
-  const auto g = grad_dist.reshape({n}).contiguous();
+  // The gradient of dist.sum() is an expanded scalar (stride 0): read it through its
+  // stride instead of materialising it.
+  const auto g = grad_dist.reshape({n});
   const auto lab = label.reshape({n}).contiguous();
   const auto codes_c = codes.contiguous();
   const auto inv_cn = codes_c.norm(2, {1}).reciprocal();
@@ -58,12 +60,14 @@ at::Tensor assign_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& E,
     const scalar_t* c = codes_c.data_ptr<scalar_t>();
     const scalar_t* icn = inv_cn.data_ptr<scalar_t>();
     const scalar_t* gd = g.data_ptr<scalar_t>();
+    const int64_t gs = g.stride(0);
     const int64_t* l = lab.data_ptr<int64_t>();
     scalar_t* out = grad.data_ptr<scalar_t>();
     const auto s = static_cast<scalar_t>(scale);
     at::parallel_for(0, n, grain_for(m), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        simplex::row_assign_grad(e + i * rs, es, c, icn, m, l[i], s, gd[i], out + i * m, 1);
+        simplex::row_assign_grad(e + i * rs, es, c, icn, m, l[i], s, gd[i * gs], out + i * m,
+                                 1);
       }
     });
   });

@@ -36,13 +36,13 @@ __global__ void assign_kernel(const T* __restrict__ e, int64_t rs, int64_t es,
 template <typename T>
 __global__ void assign_backward_kernel(const T* __restrict__ e, int64_t rs, int64_t es,
                                        const T* __restrict__ codes, const T* __restrict__ inv_cn,
-                                       const T* __restrict__ grad_dist,
+                                       const T* __restrict__ grad_dist, int64_t gs,
                                        const int64_t* __restrict__ label, int64_t n, int64_t m,
                                        T scale, T* __restrict__ grad) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(blockDim.x) * gridDim.x) {
-    simplex::row_assign_grad(e + i * rs, es, codes, inv_cn, m, label[i], scale, grad_dist[i],
-                             grad + i * m, int64_t(1));
+    simplex::row_assign_grad(e + i * rs, es, codes, inv_cn, m, label[i], scale,
+                             grad_dist[i * gs], grad + i * m, int64_t(1));
   }
 }
 
@@ -89,7 +89,9 @@ at::Tensor assign_backward_cuda(const at::Tensor& grad_dist, const at::Tensor& E
   const int64_t m = codes.size(1);
   const auto rows = E.reshape({-1, m});
   const int64_t n = rows.size(0);
-  const auto g = grad_dist.reshape({n}).contiguous();
+  // The gradient of dist.sum() is an expanded scalar (stride 0): read it through its
+  // stride instead of materialising it.
+  const auto g = grad_dist.reshape({n});
   const auto lab = label.reshape({n}).contiguous();
   const auto codes_c = codes.contiguous();
   const auto inv_cn = codes_c.norm(2, {1}).reciprocal();
@@ -99,8 +101,8 @@ at::Tensor assign_backward_cuda(const at::Tensor& grad_dist, const at::Tensor& E
     AT_DISPATCH_FLOATING_TYPES(E.scalar_type(), "cosine_simplex_assign_backward_cuda", [&] {
       assign_backward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(
           rows.data_ptr<scalar_t>(), rows.stride(0), rows.stride(1), codes_c.data_ptr<scalar_t>(),
-          inv_cn.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), lab.data_ptr<int64_t>(), n, m,
-          static_cast<scalar_t>(scale), grad.data_ptr<scalar_t>());
+          inv_cn.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), g.stride(0),
+          lab.data_ptr<int64_t>(), n, m, static_cast<scalar_t>(scale), grad.data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }

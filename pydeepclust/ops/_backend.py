@@ -9,7 +9,8 @@ the reference.
 
 Choose explicitly with :func:`set_backend` / :func:`use_backend`, or the
 environment variable ``PYDEEPCLUST_BACKEND`` (``auto``, ``extension``,
-``reference``).
+``reference``, ``tuned``). ``tuned`` times kernel and reference once per op, device, dtype,
+needs-grad and shape bucket and keeps the faster (see :mod:`pydeepclust.ops._tuned`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ else:
     _IMPORT_ERROR = None
     _NOT_BUILT = False
 
-BACKENDS = ("auto", "extension", "reference")
+BACKENDS = ("auto", "extension", "reference", "tuned")
 _choice = "auto"
 
 
@@ -75,7 +76,8 @@ def build_info() -> dict:
 
 
 def set_backend(name: str) -> None:
-    """Select ``"auto"`` (extension where it has a kernel), ``"extension"`` or ``"reference"``."""
+    """Select ``"auto"`` (extension where it has a kernel), ``"extension"``, ``"reference"``
+    or ``"tuned"`` (per shape, whichever of kernel and reference measured faster)."""
     global _choice
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
@@ -99,8 +101,10 @@ def use_backend(name: str):
 
 
 def backend() -> str:
-    """The backend in effect: ``"extension"`` or ``"reference"``."""
-    return "extension" if _C is not None and _choice != "reference" else "reference"
+    """The backend in effect: ``"extension"``, ``"reference"`` or ``"tuned"``."""
+    if _C is None or _choice == "reference":
+        return "reference"
+    return "tuned" if _choice == "tuned" else "extension"
 
 
 def has_kernel(op: str, device: torch.device) -> bool:
@@ -141,6 +145,32 @@ def use_native(op: str, device: torch.device) -> bool:
             f"device {torch.device(device)} (build_info: {build_info()})"
         )
     return native
+
+
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will record a call on these inputs."""
+    return torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
+
+
+def call(op: str, native, reference, args: tuple, *, device: torch.device,
+         dtype: torch.dtype, grad: bool, shape: tuple[int, ...] = (), variant: str = "",
+         dense_bytes: int = 0):
+    """Run ``native(*args)`` or ``reference(*args)`` for op ``pydeepclust::<op>``.
+
+    Under ``"tuned"``, ``shape`` (already bucketed), ``grad``, ``variant`` (appended to the
+    op in the key) and ``dense_bytes`` (the reference's dense intermediates) pick the
+    implementation; otherwise :func:`use_native` does.
+    """
+    if _choice == "tuned" and _C is not None:
+        if not has_kernel(op, device):
+            return reference(*args)
+        from pydeepclust.ops._tuned import TUNER
+        name = f"{op}:{variant}" if variant else op
+        chosen = TUNER.choose(name, native, reference, args, torch.device(device), dtype, grad,
+                              shape, dense_bytes)
+        return (native if chosen == "extension" else reference)(*args)
+    return (native if use_native(op, device) else reference)(*args)
 
 
 _env_choice = os.environ.get("PYDEEPCLUST_BACKEND")

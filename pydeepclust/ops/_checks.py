@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -24,6 +25,54 @@ def check_tensor(t, name: str, fn: str, min_dim: int = 0, ndim: tuple[int, ...] 
         raise ValueError(
             f"{fn}: {name} must have at least {min_dim} dimension(s), got shape {tuple(t.shape)}"
         )
+
+
+class Deferred:
+    """Value checks of one op call, read back with a single host synchronisation.
+
+    Each check adds a 0-d bool tensor (True: failed) and the function that raises its error;
+    :meth:`run` reads the OR of all flags (one host sync) and, only if it is set, raises the
+    first failed check's error, in the order added. Under ``torch.compile`` nothing is recorded
+    (a data-dependent branch would break the graph).
+    """
+
+    def __init__(self):
+        self._flags: list[Tensor] = []
+        self._raisers: list[Callable[[], None]] = []
+
+    def add(self, failed: Tensor, raiser: Callable[[], None]) -> None:
+        if torch.compiler.is_compiling():
+            return
+        self._flags.append(failed)
+        self._raisers.append(raiser)
+
+    def bad_rows(self, bad: Tensor, name: str, fn: str) -> None:
+        """Fail when any of ``bad`` (rows of ``name`` holding NaN or inf) is set."""
+        if bad.numel():
+            self.add(bad.any(), lambda: raise_on_bad_rows(bad, name, fn))
+
+    def non_finite_rows(self, t: Tensor, name: str, fn: str) -> None:
+        """As :func:`raise_on_non_finite_rows`, deferred."""
+        if t.numel():
+            self.bad_rows(~torch.isfinite(t).all(-1), name, fn)
+
+    def run(self) -> None:
+        """One sync on the OR of all flags; only when one failed, each is read to raise."""
+        flags, raisers = self._flags, self._raisers
+        self._flags, self._raisers = [], []
+        if not flags:
+            return
+        failed = flags[0]
+        for flag in flags[1:]:
+            failed = failed | flag
+        if not bool(failed):
+            return
+        for flag, raiser in zip(flags, raisers):
+            if bool(flag):
+                raiser()
+
+
+SKIP = Deferred()  # passed as ``checks``: the value checks are not wanted (check_finite=False)
 
 
 def raise_on_bad_rows(bad: Tensor, name: str, fn: str) -> None:
@@ -53,10 +102,12 @@ def raise_on_non_finite_rows(t: Tensor, name: str, fn: str) -> None:
     raise_on_bad_rows(~torch.isfinite(t).all(-1), name, fn)
 
 
-def check_bandwidth(sigma, X: Tensor, shapes: list[tuple[int, ...]], fn: str) -> float | Tensor:
+def check_bandwidth(sigma, X: Tensor, shapes: list[tuple[int, ...]], fn: str,
+                    checks: Deferred | None = None) -> float | Tensor:
     """An RBF bandwidth: a positive finite number (returned as a float), or a floating tensor of
     one of ``shapes`` on X's device holding positive finite values (returned detached, in X's
-    dtype; the value check is skipped under ``torch.compile``)."""
+    dtype; the value check is skipped under ``torch.compile``, and left to ``checks`` when
+    given: no host synchronisation here then; ``checks=SKIP``: no value check at all)."""
     if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
         if not 0 < sigma < math.inf:
             raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma!r}")
@@ -69,6 +120,12 @@ def check_bandwidth(sigma, X: Tensor, shapes: list[tuple[int, ...]], fn: str) ->
                          f"{' or '.join(map(str, shapes))}, got {tuple(sigma.shape)}")
     if sigma.device != X.device:
         raise ValueError(f"{fn}: sigma must be on X's device {X.device}, got {sigma.device}")
-    if not torch.compiler.is_compiling() and not bool(((sigma > 0) & sigma.isfinite()).all()):
+    if checks is SKIP:
+        pass
+    elif checks is not None:
+        def fail(sigma=sigma):
+            raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
+        checks.add(~((sigma > 0) & sigma.isfinite()).all(), fail)
+    elif not torch.compiler.is_compiling() and not bool(((sigma > 0) & sigma.isfinite()).all()):
         raise ValueError(f"{fn}: sigma must be > 0 and finite, got {sigma}")
     return sigma.detach().to(X.dtype)

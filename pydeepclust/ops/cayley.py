@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import extension_available, use_native
+from pydeepclust.ops._backend import call, extension_available, needs_grad
 from pydeepclust.ops._checks import check_tensor
+from pydeepclust.ops._tuned import bucket
 
 
 def orthonormality_error(X: Tensor) -> Tensor:
@@ -78,14 +79,18 @@ def cayley_retraction(
             raise ValueError(f"{fn}: X must have orthonormal columns: max |X^T X - I| = "
                              f"{err.max().item():.3g} > {tol:g}; orthonormalise it first "
                              "(e.g. torch.linalg.qr(X).Q)")
-    if use_native(fn, X.device):
-        return torch.ops.pydeepclust.cayley_retraction(X, G, tau)
-    return reference.cayley_retraction(X, G, tau)
+    B = X.shape[0] if X.dim() == 3 else 1
+    return call(fn, _native_cayley, reference.cayley_retraction, (X, G, tau), device=X.device,
+                dtype=X.dtype, grad=needs_grad(X, G, tau), shape=bucket(B, n, p))
+
+
+def _native_cayley(X, G, tau):
+    return torch.ops.pydeepclust.cayley_retraction(X, G, tau)
 
 
 def _as_tau(tau, X: Tensor, fn: str) -> Tensor:
     if isinstance(tau, numbers.Real) and not isinstance(tau, bool):
-        return torch.tensor(float(tau), dtype=X.dtype, device=X.device)
+        return torch.full((), float(tau), dtype=X.dtype, device=X.device)  # no host copy
     if not isinstance(tau, Tensor) or not tau.dtype.is_floating_point:
         raise TypeError(f"{fn}: tau must be a real number or a floating tensor, got "
                         f"{getattr(tau, 'dtype', type(tau).__name__)}")

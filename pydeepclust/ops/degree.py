@@ -34,8 +34,9 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_bandwidth, check_tensor, raise_on_non_finite_rows
+from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._checks import Deferred, check_bandwidth, check_tensor
+from pydeepclust.ops._tuned import bucket
 
 KERNELS = ("linear", "rbf")
 NONPOSITIVE = ("raise", "clamp")
@@ -67,19 +68,21 @@ def degree_weighted_kernel(
         with respect to ``X``.
     """
     fn = "degree_weighted_kernel"
-    X3, sig, unbatched = _prepare(X, kernel, sigma, fn)
+    checks = Deferred()
+    X3, sig, unbatched = _prepare(X, kernel, sigma, fn, checks=checks)
     clamp_eps = _clamp_eps(nonpositive, eps, fn)
-    if use_native(fn, X3.device):
-        P, degrees, K = torch.ops.pydeepclust.degree_weighted_kernel(
-            X3, sig, kernel, clamp_eps, return_kernel
-        )
-    else:
-        P, degrees, K = reference.degree_weighted_kernel(X3, sig, kernel, clamp_eps, return_kernel)
+    B, n, d = X3.shape
+    P, degrees, K = call(
+        fn, _native_dwk, reference.degree_weighted_kernel,
+        (X3, sig, kernel, clamp_eps, bool(return_kernel)), device=X3.device, dtype=X3.dtype,
+        grad=needs_grad(X3), shape=bucket(B, n, d), variant=kernel,
+        dense_bytes=4 * X3.element_size() * B * n * n)
     out = (P, degrees, K) if return_kernel else (P, degrees)
     if unbatched:
         out = tuple(t.squeeze(0) for t in out)
     if clamp_eps == 0:
-        _raise_on_nonpositive(out[1], fn)  # rows named in the caller's shape
+        _defer_nonpositive(checks, out[1], fn)  # rows named in the caller's shape
+    checks.run()  # rows of X, sigma, degrees: one host sync
     return out
 
 
@@ -130,13 +133,14 @@ def kernel_degrees(
     :func:`inverse_degrees`.
     """
     fn = "kernel_degrees"
-    X3, sig, unbatched = _prepare(X, kernel, sigma, fn, check_finite)
+    checks = Deferred()
+    X3, sig, unbatched = _prepare(X, kernel, sigma, fn, check_finite, checks)
     if Y is None:
         Y3 = X3
     else:
         check_tensor(Y, "Y", fn, ndim=(X.dim(),))
         if check_finite:
-            raise_on_non_finite_rows(Y, "Y", fn)
+            checks.non_finite_rows(Y, "Y", fn)
         Y3 = Y.unsqueeze(0) if unbatched else Y
         if Y3.device != X3.device or Y3.dtype != X3.dtype:
             raise ValueError(f"{fn}: X and Y must share device and dtype, got "
@@ -148,11 +152,22 @@ def kernel_degrees(
         degrees = (X3 @ Y3.sum(-2).unsqueeze(-1)).squeeze(-1)
     else:
         weights = Y3.new_ones(Y3.shape[:2])
-        if use_native("rbf_row_sums", X3.device):
-            degrees = torch.ops.pydeepclust.rbf_row_sums(X3, Y3, weights, sig)
-        else:
-            degrees = reference.rbf_row_sums(X3, Y3, weights, sig)
+        B, n, d = X3.shape
+        m = Y3.shape[1]
+        degrees = call("rbf_row_sums", _native_row_sums, reference.rbf_row_sums,
+                       (X3, Y3, weights, sig), device=X3.device, dtype=X3.dtype,
+                       grad=needs_grad(X3, Y3), shape=bucket(B, n, m, d),
+                       dense_bytes=3 * X3.element_size() * B * n * m)
+    checks.run()  # rows of X and Y, sigma: one host sync (none without check_finite)
     return degrees.squeeze(0) if unbatched else degrees
+
+
+def _native_dwk(X, sigma, kernel, clamp_eps, return_kernel):
+    return torch.ops.pydeepclust.degree_weighted_kernel(X, sigma, kernel, clamp_eps, return_kernel)
+
+
+def _native_row_sums(X, Y, weights, sigma):
+    return torch.ops.pydeepclust.rbf_row_sums(X, Y, weights, sigma)
 
 
 def inverse_degrees(degrees: Tensor, nonpositive: str = "raise", eps: float = 1e-6) -> Tensor:
@@ -178,8 +193,9 @@ def weighted_center(
     """
     fn = "weighted_center"
     check_tensor(Phi, "Phi", fn, ndim=(2, 3))
+    checks = Deferred()
     if check_finite:
-        raise_on_non_finite_rows(Phi, "Phi", fn)
+        checks.non_finite_rows(Phi, "Phi", fn)
     if Phi.shape[-2] == 0:
         raise ValueError(f"{fn}: Phi has no rows (shape {tuple(Phi.shape)}): a weighted mean "
                          "needs at least one")
@@ -188,15 +204,20 @@ def weighted_center(
     elif not isinstance(degrees, Tensor) or degrees.shape != Phi.shape[:-1]:
         raise ValueError(f"{fn}: degrees must have shape {tuple(Phi.shape[:-1])} (Phi without "
                          f"its last dimension), got {getattr(degrees, 'shape', type(degrees))}")
-    v = _inverse(degrees, nonpositive, eps, fn)
+    v = _inverse(degrees, nonpositive, eps, fn, checks)
+    checks.run()  # rows of Phi, degrees: one host sync
     return (v.unsqueeze(-1) * Phi).sum(-2) / v.sum(-1, keepdim=True)
 
 
-def _prepare(X, kernel, sigma, fn, check_finite: bool = True) -> tuple[Tensor, Tensor, bool]:
-    """Validate X, kernel and sigma; return X as (B, n, d), sigma as (B,), and unbatched."""
+def _prepare(X, kernel, sigma, fn, check_finite: bool = True,
+             checks: Deferred | None = None) -> tuple[Tensor, Tensor, bool]:
+    """Validate X, kernel and sigma; return X as (B, n, d), sigma as (B,), and unbatched.
+    The value checks (rows of X, a sigma tensor) go to ``checks`` when given."""
     check_tensor(X, "X", fn, ndim=(2, 3))
+    own = checks is None
+    checks = Deferred() if own else checks
     if check_finite:
-        raise_on_non_finite_rows(X, "X", fn)
+        checks.non_finite_rows(X, "X", fn)
     if kernel not in KERNELS:
         raise ValueError(f"{fn}: kernel must be one of {KERNELS}, got {kernel!r}")
     unbatched = X.dim() == 2
@@ -208,16 +229,28 @@ def _prepare(X, kernel, sigma, fn, check_finite: bool = True) -> tuple[Tensor, T
         return X3, X3.new_ones(B), unbatched
     if sigma is None:
         raise ValueError(f"{fn}: the rbf kernel needs a bandwidth sigma (a float or a (B,) tensor)")
-    sigma = check_bandwidth(sigma, X, [(), (1,)] if unbatched else [(B,)], fn)
+    sigma = check_bandwidth(sigma, X, [(), (1,)] if unbatched else [(B,)], fn, checks)
+    if own:
+        checks.run()
     sig = X3.new_full((B,), sigma) if isinstance(sigma, float) else sigma.reshape(-1).expand(B)
     return X3, sig.contiguous(), unbatched
 
 
-def _inverse(degrees: Tensor, nonpositive: str, eps: float, fn: str) -> Tensor:
+def _inverse(degrees: Tensor, nonpositive: str, eps: float, fn: str,
+             checks: Deferred | None = None) -> Tensor:
     clamp_eps = _clamp_eps(nonpositive, eps, fn)
     if clamp_eps == 0:
-        _raise_on_nonpositive(degrees, fn)
+        if checks is None:
+            _raise_on_nonpositive(degrees, fn)
+        else:
+            _defer_nonpositive(checks, degrees, fn)
     return reference.inverse_degrees(degrees, clamp_eps)
+
+
+def _defer_nonpositive(checks: Deferred, degrees: Tensor, fn: str) -> None:
+    if degrees.numel():
+        checks.add((~(torch.isfinite(degrees) & (degrees > 0))).any(),
+                   lambda: _raise_on_nonpositive(degrees, fn))
 
 
 def _clamp_eps(nonpositive: str, eps: float, fn: str) -> float:

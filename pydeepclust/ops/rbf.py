@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import check_bandwidth, check_tensor, raise_on_non_finite_rows
+from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._checks import SKIP, Deferred, check_bandwidth, check_tensor
+from pydeepclust.ops._tuned import bucket
 
 NORMALIZATIONS = ("degree", "batch", "sum")
 DISTRIBUTIONS = ("uniform", "log-uniform")
@@ -139,7 +140,8 @@ def _knn_distances(Xb: Tensor, n_neighbors, max_points: int, generator, fn: str)
     return _checked_scale(out, fn)
 
 
-def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True) -> Tensor:
+def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True,
+                 check_finite: bool = True) -> Tensor:
     """Materialised RBF affinities ``S_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))``.
 
     Args:
@@ -147,15 +149,22 @@ def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True) -
         sigma: a positive number, or a tensor with one bandwidth per batch element
             (shape () or (B,), e.g. from :func:`sample_bandwidths`). Not differentiated.
         zero_diagonal: S_ii = 0 (no self-loops) instead of 1.
+        check_finite: raise ``ValueError`` naming rows of X with NaN or inf, and for a
+            sigma tensor with values <= 0 or not finite (one host synchronisation for
+            both); ``False`` for callers that check their data (no sync; a bad sigma then
+            gives NaN or inf affinities instead of an error).
 
     Returns:
         S of shape (n, n) or (B, n, n), differentiable with respect to X.
         O(n^2) memory: for the RSM loss use :func:`rbf_ratio_cut`, which streams.
     """
-    sigma = _check_rbf(X, None, sigma, "rbf_affinity")
-    if use_native("rbf_affinity", X.device):
-        return torch.ops.pydeepclust.rbf_affinity(X, sigma, bool(zero_diagonal))
-    return reference.rbf_affinity(X, sigma, bool(zero_diagonal))
+    fn = "rbf_affinity"
+    sigma = _check_rbf(X, None, sigma, fn, check_finite)
+    B = X.shape[0] if X.dim() == 3 else 1
+    n, d = X.shape[-2:]
+    return call(fn, _native_affinity, reference.rbf_affinity, (X, sigma, bool(zero_diagonal)),
+                device=X.device, dtype=X.dtype, grad=needs_grad(X), shape=bucket(B, n, d),
+                dense_bytes=4 * X.element_size() * B * n * n)
 
 
 def rbf_ratio_cut(
@@ -164,6 +173,7 @@ def rbf_ratio_cut(
     sigma: Tensor | float,
     normalization: str = "degree",
     zero_diagonal: bool = True,
+    check_finite: bool = True,
 ) -> Tensor:
     """RSM's ratio cut ``sum_ij S_ij ||z_i - z_j||^2 = 2 tr(Z^T (D - S) Z)``, normalised.
 
@@ -186,6 +196,7 @@ def rbf_ratio_cut(
             ``"batch"``: divided by n. ``"sum"``: the raw cut.
         zero_diagonal: exclude self-loops (S_ii = 0). They add nothing to the cut but
             add 1 to every degree, so they matter for ``"degree"``.
+        check_finite: as :func:`rbf_affinity` (rows of X, values of sigma; one sync).
 
     Returns:
         the loss, shape () for an unbatched X, (B,) otherwise; differentiable with
@@ -196,11 +207,15 @@ def rbf_ratio_cut(
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"{fn}: normalization must be one of {NORMALIZATIONS}, got "
                          f"{normalization!r}")
-    sigma = _check_rbf(X, Z, sigma, fn)
-    if use_native(fn, X.device):
-        cut, degree, _ = torch.ops.pydeepclust.rbf_ratio_cut(X, Z, sigma, bool(zero_diagonal))
-    else:
-        cut, degree, _ = reference.rbf_ratio_cut(X, Z, sigma, bool(zero_diagonal))
+    sigma = _check_rbf(X, Z, sigma, fn, check_finite)
+    B = X.shape[0] if X.dim() == 3 else 1
+    n, d = X.shape[-2:]
+    grad = needs_grad(X, Z)
+    cut, degree, _ = call(fn, _native_ratio_cut, reference.rbf_ratio_cut,
+                          (X, Z, sigma, bool(zero_diagonal)),
+                          device=X.device, dtype=X.dtype, grad=grad,
+                          shape=bucket(B, n, d, Z.shape[-1]),
+                          dense_bytes=(8 if grad else 4) * X.element_size() * B * n * n)
     if normalization == "sum":
         return cut
     if normalization == "batch":
@@ -209,11 +224,14 @@ def rbf_ratio_cut(
     return cut / torch.where(total > 0, total, torch.ones_like(total))  # cut = 0 where total = 0
 
 
-def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
-    """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype."""
+def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str, check_finite: bool) -> Tensor:
+    """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype. The
+    value checks (rows of X, a sigma tensor) share one host sync, none without check_finite."""
     check_tensor(X, "X", fn, ndim=(2, 3))
+    checks = Deferred()
     # exp(-inf) = 0 would hide a bad row of X; NaN/inf in Z propagate into the loss anyway
-    raise_on_non_finite_rows(X, "X", fn)
+    if check_finite:
+        checks.non_finite_rows(X, "X", fn)
     if Z is not None:
         check_tensor(Z, "Z", fn, ndim=(2, 3))
         if Z.device != X.device or Z.dtype != X.dtype:
@@ -226,10 +244,20 @@ def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str) -> Tensor:
             )
     batch_shape = tuple(X.shape[:-2])
     one = [(), (1,)]  # a single bandwidth, also for a batch of one
-    sigma = check_bandwidth(sigma, X, one if batch_shape in [(), (1,)] else [batch_shape], fn)
+    sigma = check_bandwidth(sigma, X, one if batch_shape in [(), (1,)] else [batch_shape], fn,
+                            checks if check_finite else SKIP)
+    checks.run()
     if isinstance(sigma, float):
         return X.new_full(batch_shape, sigma)
     return sigma.reshape(batch_shape)
+
+
+def _native_affinity(X, sigma, zero_diagonal):
+    return torch.ops.pydeepclust.rbf_affinity(X, sigma, zero_diagonal)
+
+
+def _native_ratio_cut(X, Z, sigma, zero_diagonal):
+    return torch.ops.pydeepclust.rbf_ratio_cut(X, Z, sigma, zero_diagonal)
 
 
 # Fake kernels (for torch.compile) and the autograd formulas of the native ops.

@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import extension_available, use_native
-from pydeepclust.ops._checks import (check_tensor, raise_on_bad_rows,
-                                      raise_on_non_finite_rows)
+from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._checks import Deferred, check_tensor, raise_on_non_finite_rows
+from pydeepclust.ops._tuned import bucket
 
 
 def code_width(k: int) -> int:
@@ -68,21 +68,26 @@ def cosine_simplex_assign(
             in [0, 1] for simplex codes, as the GenKSC authors do.
         check_finite: raise ``ValueError`` naming the rows of ``E`` that hold NaN or
             inf, and for zero or non-finite codes (skipped inside ``torch.compile``; the
-            raw op marks such rows with label -1 and a NaN distance instead).
+            raw op marks such rows with label -1 and a NaN distance instead). Both checks
+            are read back in one host synchronisation; ``False`` makes the call sync-free.
 
     Returns:
         ``(dist, label)`` of shape (...): ``dist`` is differentiable with respect to
         ``E`` (codes are constants); ``label`` is int64. A zero row has distance
         ``scale`` (cos = 0), label 0 and zero gradient. Ties go to the lower index.
     """
-    codes = _check_inputs(E, codes, "cosine_simplex_assign", check_finite)
-    scale = 1.0 / max_nearest_distance(codes.shape[0]) if normalize else 1.0
-    if use_native("cosine_simplex_assign", E.device):
-        dist, label = torch.ops.pydeepclust.cosine_simplex_assign(E, codes, scale)
-    else:
-        dist, label = reference.cosine_simplex_assign(E, codes, scale)
+    fn = "cosine_simplex_assign"
+    checks = Deferred()
+    codes = _check_inputs(E, codes, fn, check_finite, checks)
+    k = codes.shape[0]
+    scale = 1.0 / max_nearest_distance(k) if normalize else 1.0
+    dist, label = call(fn, _native_assign, reference.cosine_simplex_assign, (E, codes, scale),
+                       device=E.device, dtype=E.dtype, grad=needs_grad(E),
+                       shape=bucket(E.numel() // max(E.shape[-1], 1), k),
+                       dense_bytes=3 * E.element_size() * (E.numel() // max(E.shape[-1], 1)) * k)
     if check_finite:
-        raise_on_bad_rows(label < 0, "E", "cosine_simplex_assign")
+        checks.bad_rows(label < 0, "E", fn)
+        checks.run()  # the codes and the rows: one host sync
     return dist, label
 
 
@@ -94,14 +99,25 @@ def soft_memberships(E: Tensor, codes: Tensor, check_finite: bool = True) -> Ten
     membership. Evaluated in a form that cannot overflow or underflow for large k.
     Not differentiable (an evaluation and model-selection tool).
     """
-    codes = _check_inputs(E, codes, "soft_memberships", check_finite)
-    if use_native("soft_memberships", E.device):
-        out = torch.ops.pydeepclust.soft_memberships(E, codes)
-    else:
-        out = reference.soft_memberships(E, codes)
+    fn = "soft_memberships"
+    checks = Deferred()
+    codes = _check_inputs(E, codes, fn, check_finite, checks)
+    n, k = E.numel() // max(E.shape[-1], 1), codes.shape[0]
+    out = call(fn, _native_memberships, reference.soft_memberships, (E, codes),
+               device=E.device, dtype=E.dtype, grad=False, shape=bucket(n, k),
+               dense_bytes=5 * E.element_size() * n * k)
     if check_finite:
-        raise_on_bad_rows(torch.isnan(out[..., 0]), "E", "soft_memberships")
+        checks.bad_rows(torch.isnan(out[..., 0]), "E", fn)
+        checks.run()
     return out
+
+
+def _native_assign(E, codes, scale):
+    return torch.ops.pydeepclust.cosine_simplex_assign(E, codes, scale)
+
+
+def _native_memberships(E, codes):
+    return torch.ops.pydeepclust.soft_memberships(E, codes)
 
 
 def average_membership_strength(memberships: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -153,8 +169,10 @@ def _check_k(k) -> None:
         raise ValueError(f"k (number of clusters) must be an integer >= 2, got {k!r}")
 
 
-def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool) -> Tensor:
-    """Validate ``E`` (..., m) and ``codes`` (k, m); return codes in E's dtype."""
+def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool,
+                  checks: Deferred | None = None) -> Tensor:
+    """Validate ``E`` (..., m) and ``codes`` (k, m); return codes in E's dtype. The value
+    check of the codes goes to ``checks`` when given (else it syncs here)."""
     check_tensor(E, "E", fn, min_dim=1)
     if not isinstance(codes, Tensor) or codes.dim() != 2 or 0 in codes.shape:
         raise ValueError(
@@ -173,9 +191,15 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool) -> Tens
     if not codes.dtype.is_floating_point:
         raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
     # k x m, tiny: a zero or non-finite code would make every cosine to it NaN
-    if check_finite and not torch.compiler.is_compiling() and not bool(
-            (torch.isfinite(codes).all(dim=1) & (codes.abs().sum(dim=1) > 0)).all()):
-        raise ValueError(f"{fn}: codes must be finite, without zero rows, got {codes}")
+    if check_finite and not torch.compiler.is_compiling():
+        def fail():
+            raise ValueError(f"{fn}: codes must be finite, without zero rows, got {codes}")
+        failed = ~(torch.isfinite(codes).all(dim=1) & (codes.abs().sum(dim=1) > 0)).all()
+        if checks is None:
+            if bool(failed):
+                fail()
+        else:
+            checks.add(failed, fail)
     return codes.to(E.dtype)
 
 
