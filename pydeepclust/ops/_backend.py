@@ -154,21 +154,22 @@ def needs_grad(*tensors) -> bool:
 
 
 def call(op: str, native, reference, args: tuple, *, device: torch.device,
-         dtype: torch.dtype, grad: bool, shape: tuple[int, ...] = (), variant: str = "",
-         dense_bytes: int = 0):
+         dtype: torch.dtype, grad_inputs: tuple = (), sizes: tuple[int, ...] = (),
+         variant: str = "", dense_bytes: int = 0):
     """Run ``native(*args)`` or ``reference(*args)`` for op ``pydeepclust::<op>``.
 
-    Under ``"tuned"``, ``shape`` (already bucketed), ``grad``, ``variant`` (appended to the
-    op in the key) and ``dense_bytes`` (the reference's dense intermediates) pick the
-    implementation; otherwise :func:`use_native` does.
+    Under ``"tuned"``, the key is the op (with ``variant``), the device, ``dtype``, whether
+    autograd records the call on ``grad_inputs``, and ``sizes`` in power-of-two buckets;
+    ``dense_bytes`` (the reference's dense intermediates) guards memory. Otherwise
+    :func:`use_native` decides (nothing else is evaluated: the eager path stays cheap).
     """
     if _choice == "tuned" and _C is not None:
         if not has_kernel(op, device):
             return reference(*args)
-        from pydeepclust.ops._tuned import TUNER
+        from pydeepclust.ops._tuned import TUNER, bucket
         name = f"{op}:{variant}" if variant else op
-        chosen = TUNER.choose(name, native, reference, args, torch.device(device), dtype, grad,
-                              shape, dense_bytes)
+        chosen = TUNER.choose(name, native, reference, args, torch.device(device), dtype,
+                              needs_grad(*grad_inputs), bucket(*sizes), dense_bytes)
         return (native if chosen == "extension" else reference)(*args)
     return (native if use_native(op, device) else reference)(*args)
 

@@ -8,9 +8,8 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._backend import call, extension_available
 from pydeepclust.ops._checks import check_tensor
-from pydeepclust.ops._tuned import bucket
 
 
 def orthonormality_error(X: Tensor) -> Tensor:
@@ -81,7 +80,7 @@ def cayley_retraction(
                              "(e.g. torch.linalg.qr(X).Q)")
     B = X.shape[0] if X.dim() == 3 else 1
     return call(fn, _native_cayley, reference.cayley_retraction, (X, G, tau), device=X.device,
-                dtype=X.dtype, grad=needs_grad(X, G, tau), shape=bucket(B, n, p))
+                dtype=X.dtype, grad_inputs=(X, G, tau), sizes=(B, n, p))
 
 
 def _native_cayley(X, G, tau):

@@ -34,9 +34,8 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._backend import call, extension_available
 from pydeepclust.ops._checks import Deferred, check_bandwidth, check_tensor
-from pydeepclust.ops._tuned import bucket
 
 KERNELS = ("linear", "rbf")
 NONPOSITIVE = ("raise", "clamp")
@@ -75,7 +74,7 @@ def degree_weighted_kernel(
     P, degrees, K = call(
         fn, _native_dwk, reference.degree_weighted_kernel,
         (X3, sig, kernel, clamp_eps, bool(return_kernel)), device=X3.device, dtype=X3.dtype,
-        grad=needs_grad(X3), shape=bucket(B, n, d), variant=kernel,
+        grad_inputs=(X3,), sizes=(B, n, d), variant=kernel,
         dense_bytes=4 * X3.element_size() * B * n * n)
     out = (P, degrees, K) if return_kernel else (P, degrees)
     if unbatched:
@@ -156,7 +155,7 @@ def kernel_degrees(
         m = Y3.shape[1]
         degrees = call("rbf_row_sums", _native_row_sums, reference.rbf_row_sums,
                        (X3, Y3, weights, sig), device=X3.device, dtype=X3.dtype,
-                       grad=needs_grad(X3, Y3), shape=bucket(B, n, m, d),
+                       grad_inputs=(X3, Y3), sizes=(B, n, m, d),
                        dense_bytes=3 * X3.element_size() * B * n * m)
     checks.run()  # rows of X and Y, sigma: one host sync (none without check_finite)
     return degrees.squeeze(0) if unbatched else degrees

@@ -18,9 +18,8 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._backend import call, extension_available
 from pydeepclust.ops._checks import SKIP, Deferred, check_bandwidth, check_tensor
-from pydeepclust.ops._tuned import bucket
 
 NORMALIZATIONS = ("degree", "batch", "sum")
 DISTRIBUTIONS = ("uniform", "log-uniform")
@@ -163,7 +162,7 @@ def rbf_affinity(X: Tensor, sigma: Tensor | float, zero_diagonal: bool = True,
     B = X.shape[0] if X.dim() == 3 else 1
     n, d = X.shape[-2:]
     return call(fn, _native_affinity, reference.rbf_affinity, (X, sigma, bool(zero_diagonal)),
-                device=X.device, dtype=X.dtype, grad=needs_grad(X), shape=bucket(B, n, d),
+                device=X.device, dtype=X.dtype, grad_inputs=(X,), sizes=(B, n, d),
                 dense_bytes=4 * X.element_size() * B * n * n)
 
 
@@ -210,12 +209,11 @@ def rbf_ratio_cut(
     sigma = _check_rbf(X, Z, sigma, fn, check_finite)
     B = X.shape[0] if X.dim() == 3 else 1
     n, d = X.shape[-2:]
-    grad = needs_grad(X, Z)
     cut, degree, _ = call(fn, _native_ratio_cut, reference.rbf_ratio_cut,
                           (X, Z, sigma, bool(zero_diagonal)),
-                          device=X.device, dtype=X.dtype, grad=grad,
-                          shape=bucket(B, n, d, Z.shape[-1]),
-                          dense_bytes=(8 if grad else 4) * X.element_size() * B * n * n)
+                          device=X.device, dtype=X.dtype, grad_inputs=(X, Z),
+                          sizes=(B, n, d, Z.shape[-1]),
+                          dense_bytes=8 * X.element_size() * B * n * n)
     if normalization == "sum":
         return cut
     if normalization == "batch":

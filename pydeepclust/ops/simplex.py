@@ -8,9 +8,8 @@ import torch
 from torch import Tensor
 
 from pydeepclust.ops import reference
-from pydeepclust.ops._backend import call, extension_available, needs_grad
+from pydeepclust.ops._backend import call, extension_available
 from pydeepclust.ops._checks import Deferred, check_tensor, raise_on_non_finite_rows
-from pydeepclust.ops._tuned import bucket
 
 
 def code_width(k: int) -> int:
@@ -80,11 +79,11 @@ def cosine_simplex_assign(
     checks = Deferred()
     codes = _check_inputs(E, codes, fn, check_finite, checks)
     k = codes.shape[0]
+    n = E.numel() // max(E.shape[-1], 1)
     scale = 1.0 / max_nearest_distance(k) if normalize else 1.0
     dist, label = call(fn, _native_assign, reference.cosine_simplex_assign, (E, codes, scale),
-                       device=E.device, dtype=E.dtype, grad=needs_grad(E),
-                       shape=bucket(E.numel() // max(E.shape[-1], 1), k),
-                       dense_bytes=3 * E.element_size() * (E.numel() // max(E.shape[-1], 1)) * k)
+                       device=E.device, dtype=E.dtype, grad_inputs=(E,), sizes=(n, k),
+                       dense_bytes=3 * E.element_size() * n * k)
     if check_finite:
         checks.bad_rows(label < 0, "E", fn)
         checks.run()  # the codes and the rows: one host sync
@@ -104,7 +103,7 @@ def soft_memberships(E: Tensor, codes: Tensor, check_finite: bool = True) -> Ten
     codes = _check_inputs(E, codes, fn, check_finite, checks)
     n, k = E.numel() // max(E.shape[-1], 1), codes.shape[0]
     out = call(fn, _native_memberships, reference.soft_memberships, (E, codes),
-               device=E.device, dtype=E.dtype, grad=False, shape=bucket(n, k),
+               device=E.device, dtype=E.dtype, sizes=(n, k),
                dense_bytes=5 * E.element_size() * n * k)
     if check_finite:
         checks.bad_rows(torch.isnan(out[..., 0]), "E", fn)
@@ -200,7 +199,7 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool,
                 fail()
         else:
             checks.add(failed, fail)
-    return codes.to(E.dtype)
+    return codes if codes.dtype == E.dtype else codes.to(E.dtype)
 
 
 # Fake kernels (for torch.compile) and the autograd formula of the native ops.
