@@ -2,10 +2,17 @@
 
 scikit-learn conventions: hyperparameters are stored unchanged by ``__init__``
 (so ``get_params``/``set_params``/``clone`` work), ``fit`` returns ``self`` and
-sets ``labels_``, ``predict``/``transform`` take new data, ``fit_predict`` comes
-from ``ClusterMixin``. Reproducible with ``random_state`` without touching the
-global torch RNG. Checkpoints hold tensors and plain values only and load with
-``torch.load(weights_only=True)``.
+sets ``labels_`` and ``n_features_in_``, ``predict``/``transform`` take new data,
+``fit_predict`` comes from ``ClusterMixin`` and ``fit_transform`` from
+``TransformerMixin``; ``y`` is accepted and ignored. Input is any array-like that
+``sklearn.utils.check_array`` reads (lists, numpy arrays, read-only memmaps) or a
+torch tensor, converted to float32. ``__sklearn_tags__`` declares a clusterer and
+transformer on 2-D (and (n, H, W)) float input without NaN, non-deterministic
+only where it is (see :meth:`DeepClusterer._non_deterministic`); the estimators pass
+``sklearn.utils.estimator_checks`` (``tests/test_sklearn_checks.py``). Fitted
+models pickle (torch modules included) and ``clone``. Reproducible with
+``random_state`` without touching the global torch RNG. Checkpoints hold tensors
+and plain values only and load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ import warnings
 from collections.abc import Iterator
 
 import numpy as np
+import scipy.sparse
 import torch
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -28,7 +37,30 @@ from tqdm.auto import tqdm
 CHECKPOINT_FORMAT = 1
 
 
-class DeepClusterer(ClusterMixin, BaseEstimator):
+class InputError(TypeError, ValueError):
+    """Input of the wrong kind (complex numbers, strings, booleans): a ``TypeError`` as
+    pydeepclust has always raised it, and a ``ValueError`` as scikit-learn expects."""
+
+
+class MethodUnavailable(AttributeError, NotImplementedError):
+    """A method a model does not have: ``hasattr`` answers False (what scikit-learn looks
+    at), and calling it raises ``NotImplementedError`` with the reason."""
+
+
+class unavailable:
+    """Hides an inherited method (e.g. ``transform`` of a model with no embedding)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        raise MethodUnavailable(f"{owner.__name__} has no {self.name}: {self.reason}")
+
+
+class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
     """Shared machinery: input checks, seeding, mini-batches, progress, checkpoints.
 
     Subclasses implement ``_fit(X)`` (X a float32 CPU tensor of validated shape),
@@ -36,7 +68,42 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
     ``_modules()`` and their other fitted tensors in ``_fitted_tensors()``.
     """
 
+    # The fewest training samples the model can work with (models that relate samples to
+    # each other, through a graph, a kernel or batch degrees, need two).
+    _min_samples = 1
+
     # -- public API ---------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True  # (n, H, W) images; (n, C, H, W) too (no tag)
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.requires_fit = True
+        tags.non_deterministic = self._non_deterministic()
+        if tags.transformer_tags is not None:
+            # every embedding is float32, whatever the input's dtype
+            tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def _non_deterministic(self) -> bool:
+        """True where a fit with the same ``random_state`` may not repeat exactly:
+        ``random_state=None`` (fresh entropy), and models that run on a CUDA GPU, where
+        float atomics (``index_add_``, the backward of indexing and of ``cdist``) and
+        cuBLAS may sum in a different order from run to run, so the low bits of the
+        weights, and then possibly labels, differ (not measured here: no GPU was at hand
+        when this was written). On the CPU a seeded fit repeats exactly at a fixed thread
+        count (scikit-learn's idempotence and pickling checks, one thread; the CPU kernels
+        split their work by rows)."""
+        if getattr(self, "random_state", None) is None:
+            return True
+        if "device" not in self.get_params(deep=False):  # CPU-only models
+            return False
+        try:
+            return self._device().type == "cuda"
+        except ValueError:  # an invalid device: fit will say so
+            return False
 
     def fit(self, X, y=None):
         """Train on ``X`` of shape (n, d), (n, H, W) or (n, C, H, W); ``y`` is ignored."""
@@ -229,29 +296,39 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
             yield
 
     def _check_X(self, X, fitting: bool = False) -> Tensor:
-        """A float32 CPU tensor of shape (n, *sample_shape), finite, with enough rows."""
+        """A float32 CPU tensor of shape (n, *sample_shape), finite, with enough rows.
+
+        ``X``: a torch tensor or anything ``sklearn.utils.check_array`` reads (numpy arrays,
+        lists, object arrays of numbers, memmaps); sparse matrices are refused. The messages
+        are scikit-learn's where its estimator checks look for them."""
         name = type(self).__name__
-        if isinstance(X, np.ndarray):
-            if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-                raise TypeError(f"{name}: X must hold real numbers, got dtype {X.dtype}")
-            X = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
-        elif isinstance(X, Tensor):
+        if isinstance(X, Tensor):
             if X.is_complex() or X.dtype == torch.bool:
-                raise TypeError(f"{name}: X must hold real numbers, got dtype {X.dtype}")
+                raise InputError(f"{name}: X must hold real numbers, got dtype {X.dtype}")
             X = X.detach().to("cpu", torch.float32)
         else:
-            raise TypeError(f"{name}: X must be a numpy array or torch tensor, got {type(X).__name__}")
+            X = self._array(X, name)
         if X.dim() not in (2, 3, 4):
             raise ValueError(
-                f"{name}: X must have shape (n, d), (n, H, W) or (n, C, H, W), got {tuple(X.shape)}"
-            )
-        if not fitting and tuple(X.shape[1:]) != tuple(self.sample_shape_):
-            raise ValueError(
-                f"{name}: X has samples of shape {tuple(X.shape[1:])}, but the model was fitted on "
-                f"{tuple(self.sample_shape_)}"
+                f"{name}: X must have shape (n, d), (n, H, W) or (n, C, H, W), got "
+                f"{tuple(X.shape)}. Reshape your data either using X.reshape(-1, 1) if it has "
+                "a single feature or X.reshape(1, -1) if it is a single sample."
             )
         if X.shape[0] == 0:
-            raise ValueError(f"{name}: X has no samples")
+            raise ValueError(f"{name}: X has no samples: found array with 0 sample(s) "
+                             f"(shape={tuple(X.shape)}) while a minimum of 1 is required.")
+        if fitting and X[0].numel() == 0:
+            raise ValueError(f"{name}: found array with 0 feature(s) (shape={tuple(X.shape)}) "
+                             "while a minimum of 1 is required.")
+        if not fitting and tuple(X.shape[1:]) != tuple(self.sample_shape_):
+            raise ValueError(
+                f"{name}: X has {X[0].numel()} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input (X has samples of shape "
+                f"{tuple(X.shape[1:])}, but the model was fitted on {tuple(self.sample_shape_)})"
+            )
+        if fitting and X.shape[0] < self._min_samples:
+            raise ValueError(f"{name}: X has {X.shape[0]} sample(s), n_samples={X.shape[0]}; "
+                             f"{name} needs at least {self._min_samples}")
         n_clusters = getattr(self, "n_clusters", 1)
         if fitting and X.shape[0] < n_clusters:
             raise ValueError(
@@ -264,6 +341,31 @@ class DeepClusterer(ClusterMixin, BaseEstimator):
                 f"{name}: X has NaN or inf in {rows.numel()} sample(s) (first: row {int(rows[0])})"
             )
         return X
+
+    @staticmethod
+    def _array(X, name: str) -> Tensor:
+        """A float32 tensor from an array-like (see :meth:`_check_X`)."""
+        if scipy.sparse.issparse(X):
+            raise TypeError(f"{name}: sparse input ({type(X).__name__}) is not supported; pass "
+                            "a dense array (X.toarray())")
+        if X is None or isinstance(X, (str, bytes, numbers.Number, dict)):
+            raise TypeError(f"{name}: X must be an array-like (numpy array, torch tensor, "
+                            f"nested list), got {type(X).__name__}")
+        dtype = getattr(X, "dtype", None)
+        if isinstance(dtype, np.dtype):
+            if np.issubdtype(dtype, np.complexfloating):
+                raise InputError(f"{name}: Complex data not supported (X has dtype {dtype})")
+            if dtype != object and not np.issubdtype(dtype, np.number):
+                raise InputError(f"{name}: X must hold real numbers, got dtype {dtype}")
+        try:
+            X = check_array(X, dtype=np.float32, order="C", ensure_2d=False, allow_nd=True,
+                            ensure_all_finite=False, ensure_min_samples=0,
+                            ensure_min_features=0, input_name="X")
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
+        if not X.flags.writeable:  # a read-only memmap: torch wants its own copy
+            X = X.copy()
+        return torch.from_numpy(X)
 
     def _minibatches(self, n: int, batch_size: int, generator: torch.Generator,
                      drop_last: bool = False) -> Iterator[Tensor]:

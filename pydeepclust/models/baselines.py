@@ -13,7 +13,7 @@ from torch import Tensor
 from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
                                             add_autoencoder_arguments, cli_model_name,
                                             parse_hidden)
-from pydeepclust.models.base import DeepClusterer
+from pydeepclust.models.base import DeepClusterer, unavailable
 
 __all__ = ["AEKMeans", "KMeansBaseline", "SpectralBaseline"]
 
@@ -46,6 +46,7 @@ class KMeansBaseline(DeepClusterer):
                     random_state=self._int_seed())
         self.labels_ = km.fit_predict(X.reshape(len(X), -1).double().numpy())
         self.centroids_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
+        self.n_iter_ = int(km.n_iter_)  # of the best start (scikit-learn's; not in checkpoints)
 
     def _build(self, sample_shape) -> None:
         pass
@@ -165,11 +166,17 @@ class SpectralBaseline(DeepClusterer):
     def _predict(self, X: Tensor) -> Tensor:
         return self.train_labels_[_nearest(X.reshape(len(X), -1), self.X_train_)]
 
-    def _transform(self, X: Tensor) -> Tensor:
-        raise NotImplementedError(
-            f"{type(self).__name__}: spectral clustering has no embedding of new points; "
-            "use predict (nearest training point)"
-        )
+    # Spectral clustering has no map for new points: no transform (hasattr is False, so
+    # scikit-learn treats the model as a clusterer only), and calling it says why.
+    _NO_EMBEDDING = "spectral clustering has no embedding of new points; use predict " \
+                    "(nearest training point)"
+    transform = unavailable(_NO_EMBEDDING)
+    fit_transform = unavailable(_NO_EMBEDDING)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = None
+        return tags
 
     def _fitted_tensors(self) -> dict[str, Tensor]:
         return {"X_train_": self.X_train_, "train_labels_": self.train_labels_}

@@ -78,6 +78,8 @@ class GenKSC(DeepClusterer):
     ``history_`` (mean loss terms per epoch).
     """
 
+    _min_samples = 2  # a graph (kernel) between samples
+
     def __init__(self, n_clusters: int = 3, n_components: int | None = None,
                  feature_dim: int | None = None, arch: str = "auto", hidden=(256, 256),
                  eta_ksc: float = 1.0, eta_rec: float = 1.0, eta_cl: float = 1.0,

@@ -70,6 +70,8 @@ class KSC(DeepClusterer):
     ``transform`` gives the score variables e(x), ``predict`` the codeword assignment.
     """
 
+    _min_samples = 2  # a graph (kernel) between samples
+
     def __init__(self, n_clusters: int = 3, sigma: float | None = None,
                  sigma_factors=SIGMA_FACTORS, criterion: str = "ams", n_train: int = 1000,
                  random_state: int | None = 0):

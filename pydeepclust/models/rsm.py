@@ -228,6 +228,8 @@ class RSM(DeepClusterer):
     ``epochs_`` and ``lr_`` (the values used, after the defaults).
     """
 
+    _min_samples = 2  # a graph (kernel) between samples
+
     def __init__(self, n_clusters: int = 10, embedding_dim: int | None = None,
                  arch: str = "mlp", hidden: Sequence[int] | None = None,
                  kernel: str = "knn", bandwidth_range: tuple[float, float] = (0.5, 2.0),
@@ -467,14 +469,27 @@ class RSM(DeepClusterer):
         with torch.no_grad():
             Z = self._embed_in_batches(self.network_, inputs)
             eye = torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)
-            self.whitening_ = (torch.linalg.solve_triangular(
-                _gram_cholesky(Z, jitter=0.0), eye, upper=False).T if self.whiten_cut else eye)
+            self.whitening_ = self._whitening(Z) if self.whiten_cut else eye
             Z = Z @ self.whitening_
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
         km.fit(Z.cpu().double().numpy())
         self.cluster_centers_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32,
                                                 device=Z.device)
         self.labels_ = self._nearest(Z).cpu().numpy()
+
+    @staticmethod
+    def _whitening(Z: Tensor) -> Tensor:
+        """R^-1 with ``R^T R = Z^T Z / n`` (float32). The Gram is factored in float32 as
+        always, and only where that fails in float64: uncentred data far from the origin
+        (scikit-learn's checks fit on points around (100, 100) with spread 1) give columns
+        with a large common offset whose small spread float32 loses, so that the float32 Gram
+        is numerically singular although Z has full rank."""
+        try:
+            L = _gram_cholesky(Z, jitter=0.0)
+        except FloatingPointError:
+            L = _gram_cholesky(Z.double(), jitter=0.0)
+        eye = torch.eye(Z.shape[1], dtype=L.dtype, device=Z.device)
+        return torch.linalg.solve_triangular(L, eye, upper=False).T.to(Z.dtype)
 
     # -- inference ----------------------------------------------------------------------------
 

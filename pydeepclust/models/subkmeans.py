@@ -32,7 +32,8 @@ class SubKMeans(DeepClusterer):
     alternations; an eigenvalue counts as negative below ``-tol`` times the largest magnitude.
 
     Fitted attributes: ``labels_``, ``V_`` (D x D orthogonal, clustered space first),
-    ``n_cluster_dims_`` (m), ``centroids_`` (k x D), ``cost_``.
+    ``n_cluster_dims_`` (m), ``centroids_`` (k x D), ``cost_``, ``n_iter_`` (alternations of the
+    kept start; not in checkpoints).
     """
 
     def __init__(self, n_clusters: int = 10, n_init: int = 10, max_iter: int = 300,
@@ -48,10 +49,11 @@ class SubKMeans(DeepClusterer):
         self._check_numbers("tol", strict=False)
         data = X.reshape(len(X), -1).double().numpy()
         if data.shape[1] < 2:
-            raise ValueError("SubKMeans: needs at least 2 features to split into two spaces")
+            raise ValueError(f"SubKMeans: X has {data.shape[1]} feature(s); it needs at least "
+                             "2 features to split into a clustered and a noise space")
         rng = np.random.default_rng(self._int_seed())
         best = min((self._one_run(data, rng) for _ in range(self.n_init)), key=lambda r: r[0])
-        self.cost_, labels, V, m, centroids = best
+        self.cost_, labels, V, m, centroids, self.n_iter_ = best
         self.labels_ = labels
         self.V_ = torch.as_tensor(V, dtype=torch.float32)
         self.n_cluster_dims_ = m
@@ -66,7 +68,7 @@ class SubKMeans(DeepClusterer):
                                        random_state=int(rng.integers(2**31 - 1)))
         centroids = centroids @ V[:, :m].T + data.mean(axis=0) @ V[:, m:] @ V[:, m:].T
         labels = None
-        for _ in range(self.max_iter):
+        for n_iter in range(1, self.max_iter + 1):
             projected = data @ V[:, :m]
             new_labels = cdist(projected, centroids @ V[:, :m], "sqeuclidean").argmin(axis=1)
             if labels is not None and np.array_equal(new_labels, labels):
@@ -81,7 +83,7 @@ class SubKMeans(DeepClusterer):
             eigenvalues, V = eigh(scatter_within - scatter_total)
             m = int(np.clip((eigenvalues < -self.tol * np.abs(eigenvalues).max()).sum(), 1, d - 1))
         cost = float(eigenvalues[:m].sum() + np.trace(scatter_total))
-        return cost, labels, V, m, centroids
+        return cost, labels, V, m, centroids, n_iter
 
     def _build(self, sample_shape) -> None:
         pass
