@@ -27,14 +27,15 @@ def aten_ops(fn) -> Counter:
     return Counter(e.name for e in prof.events() if e.name.startswith("aten::"))
 
 
-def _cases():
+def _cases(device="cpu"):
     torch.manual_seed(0)
-    codes = ops.simplex_codes(10)
-    E = torch.randn(64, 9)
+    codes = ops.simplex_codes(10, device=device)
+    E = torch.randn(64, 9, device=device)
     Eg = E.clone().requires_grad_()
-    X, Z = torch.randn(32, 5), torch.randn(32, 3)
-    Q, G = torch.linalg.qr(torch.randn(32, 4)).Q, torch.randn(32, 4)
-    sigma = torch.tensor(1.0)
+    X, Z = torch.randn(32, 5, device=device), torch.randn(32, 3, device=device)
+    Q = torch.linalg.qr(torch.randn(32, 4, device=device)).Q
+    G = torch.randn(32, 4, device=device)
+    sigma = torch.tensor(1.0, device=device)
     # name: (call, most ATen ops, most host syncs)
     return {
         "assign": (lambda: ops.cosine_simplex_assign(E, codes, check_finite=False), 10, 0),
@@ -72,3 +73,22 @@ def test_expanded_gradient_not_copied():
         dist, _ = ops.cosine_simplex_assign(E, codes, check_finite=False)
         counts = aten_ops(lambda: torch.autograd.grad(dist.sum(), E, retain_graph=True))
     assert counts["aten::clone"] == 0 and counts["aten::contiguous"] == 0, dict(counts)
+
+
+SYNC_FREE = ["assign", "assign fwd+bwd", "memberships", "ratio cut", "degrees", "cayley"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("name", SYNC_FREE)
+def test_no_host_sync_on_cuda(name):
+    """With check_finite=False (Cayley: without check_orthonormal) a call never waits for the
+    GPU: torch's sync debug mode turns any synchronising call into an error."""
+    fn = _cases("cuda")[name][0]
+    with ops.use_backend("extension"):
+        fn()  # warm: lazy initialisation may sync once
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)

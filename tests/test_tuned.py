@@ -218,3 +218,19 @@ def test_real_tuning_every_op(monkeypatch, tmp_path):
     with ops.use_backend("reference"):
         torch.testing.assert_close(ops.rbf_affinity(X, 1.0), S)
         torch.testing.assert_close(ops.degree_weighted_kernel(X, "rbf", 1.0)[0], P)
+
+
+def test_dynamic_shapes_under_compile(tuner):
+    """Symbolic sizes reach the static table without being specialised to one shape."""
+    codes = ops.simplex_codes(3)
+    torch._dynamo.reset()
+
+    @torch.compile(fullgraph=True, dynamic=True, backend="eager")
+    def f(E):
+        return ops.cosine_simplex_assign(E, codes, check_finite=False)[0].sum()
+
+    for n in (40, 70, 130):
+        E = torch.randn(n, 2)
+        expected = reference.cosine_simplex_assign(E, codes, 1 / ops.max_nearest_distance(3))[0]
+        torch.testing.assert_close(f(E), expected.sum())
+    assert tuner.timings == 0

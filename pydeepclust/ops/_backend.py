@@ -23,6 +23,8 @@ import warnings
 
 import torch
 
+from pydeepclust.ops import _tuned
+
 REBUILD_HINT = (
     "rebuild it against the installed torch: `make build` in a source checkout "
     "(or `python setup.py build_ext --inplace`), or reinstall pydeepclust from source"
@@ -166,10 +168,9 @@ def call(op: str, native, reference, args: tuple, *, device: torch.device,
     if _choice == "tuned" and _C is not None:
         if not has_kernel(op, device):
             return reference(*args)
-        from pydeepclust.ops._tuned import TUNER, bucket
         name = f"{op}:{variant}" if variant else op
-        chosen = TUNER.choose(name, native, reference, args, torch.device(device), dtype,
-                              needs_grad(*grad_inputs), bucket(*sizes), dense_bytes)
+        chosen = _tuned.TUNER.choose(name, native, reference, args, device, dtype, grad_inputs,
+                                     sizes, dense_bytes)
         return (native if chosen == "extension" else reference)(*args)
     return (native if use_native(op, device) else reference)(*args)
 

@@ -40,7 +40,7 @@ ENV_CACHE = "PYDEEPCLUST_TUNE_CACHE"
 
 def bucket(*sizes: int) -> tuple[int, ...]:
     """Each size rounded up to a power of two (0 stays 0): 5 -> 8, 8 -> 8, 9 -> 16."""
-    return tuple(0 if int(s) <= 0 else 1 << (int(s) - 1).bit_length() for s in sizes)
+    return tuple([0 if s <= 0 else 1 << (int(s) - 1).bit_length() for s in sizes])
 
 
 # ---------------------------------------------------------------- static table (no timing)
@@ -48,20 +48,24 @@ def bucket(*sizes: int) -> tuple[int, ...]:
 # the cases where the reference was >= 10 % faster. Used only where timing is impossible.
 
 
-def static_choice(op: str, device_type: str, needs_grad: bool, shape: tuple[int, ...]) -> str:
-    """``"extension"`` or ``"reference"`` for a key that was never timed."""
+def static_choice(op: str, device_type: str, needs_grad: bool, sizes: tuple) -> str:
+    """``"extension"`` or ``"reference"`` for a key that was never timed.
+
+    ``sizes`` are the raw sizes (not bucketed: under ``torch.compile`` they may be symbolic, and
+    comparisons guard on them where rounding would specialise them).
+    """
     if op in ("cosine_simplex_assign", "soft_memberships"):
-        n, k = shape
-        if k >= 32:  # the per-row loop over codes loses to the reference's GEMM
+        n, k = sizes
+        if k > 16:  # the per-row loop over codes loses to the reference's GEMM (k = 50)
             if op == "soft_memberships" or not needs_grad:
                 return "reference"
-            if device_type == "cuda" and n >= 1 << 20:
+            if device_type == "cuda" and n > 1 << 19:
                 return "reference"
             if device_type == "cpu" and n <= 1 << 17:
                 return "reference"
     if op == "rbf_row_sums" and device_type == "cuda":
         return "reference"  # one thread per row: 0.03-0.18x the dense degrees on the H100
-    if op == "cayley_retraction" and device_type == "cuda" and shape[-1] >= 32:
+    if op == "cayley_retraction" and device_type == "cuda" and sizes[-1] > 16:
         return "reference"  # one block per matrix: 0.72x at 1024x40, 0.26x at 4096x64
     return "extension"
 
@@ -185,6 +189,7 @@ class Tuner:
     def __init__(self, timer: Callable = measure):
         self.timer = timer
         self.choices: dict[str, str] = {}
+        self._fast: dict[tuple, str] = {}  # the same choices by unformatted key (per-call path)
         self.timings = 0  # keys timed since start (tests count them)
         self._loaded_from: str | None | bool = False  # False: the disk cache not read yet
 
@@ -230,17 +235,36 @@ class Tuner:
     def clear(self) -> None:
         """Forget every choice in memory (the file stays; it is read again on next use)."""
         self.choices.clear()
+        self._fast.clear()
         self._loaded_from = False
 
     # -- choosing
     def choose(self, op: str, native: Callable, reference: Callable, args: tuple,
-               device: torch.device, dtype: torch.dtype, needs_grad: bool,
-               shape: tuple[int, ...], dense_bytes: int = 0) -> str:
-        """``"extension"`` or ``"reference"`` for this call (timing both on a key's first call)."""
+               device: torch.device, dtype: torch.dtype, grad_inputs: tuple,
+               sizes: tuple[int, ...], dense_bytes: int = 0) -> str:
+        """``"extension"`` or ``"reference"`` for this call (timing both on a key's first call).
+
+        The key: ``op``, ``device``, ``dtype``, whether autograd records the call on
+        ``grad_inputs``, and ``sizes`` bucketed (:func:`bucket`).
+        """
         dev_type = device.type
+        needs_grad = torch.is_grad_enabled() and any(
+            isinstance(t, Tensor) and t.requires_grad for t in grad_inputs)
         if torch.compiler.is_compiling() or (
                 dev_type == "cuda" and torch.cuda.is_current_stream_capturing()):
-            return static_choice(op.split(":")[0], dev_type, needs_grad, shape)
+            return static_choice(op.split(":")[0], dev_type, needs_grad, sizes)
+        shape = bucket(*sizes)
+        fast = (op, device, dtype, needs_grad, shape,
+                torch.get_num_threads() if dev_type == "cpu" else 0)
+        choice = self._fast.get(fast)
+        if choice is None:
+            choice = self._fast[fast] = self._choose(fast, native, reference, args, dense_bytes)
+        return choice
+
+    def _choose(self, fast: tuple, native: Callable, reference: Callable, args: tuple,
+                dense_bytes: int) -> str:
+        op, device, dtype, needs_grad, shape, _ = fast
+        dev_type = device.type
         key = "|".join([op, device_name(device) if dev_type in ("cpu", "cuda") else dev_type,
                         str(dtype).removeprefix("torch."), "grad" if needs_grad else "nograd",
                         "x".join(map(str, shape))])
