@@ -25,10 +25,17 @@ def case(shape, device):
     return X, G, torch.tensor(0.1, device=device), f"cayley_retraction {name}"
 
 
+def limits(shape):
+    """Least traffic (X, G read, Y written) and flops (the Woodbury step's products:
+    X^T X, X^T G, G^T G, then Y from X and G times p x p matrices: 10 n p^2 per matrix)."""
+    B, n, p = shape if len(shape) == 3 else (1, *shape)
+    return dict(bytes=12 * B * n * p, flops=10 * B * n * p * p)
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_cayley_retraction(benchmark, device, impl, shape):
     X, G, tau, group = case(shape, device)
-    run_case(benchmark, group, device, lambda: ops.cayley_retraction(X, G, tau))
+    run_case(benchmark, group, device, lambda: ops.cayley_retraction(X, G, tau), **limits(shape))
 
 
 @pytest.mark.parametrize("impl", ["fixed-point x2", "fixed-point x5"])
@@ -37,4 +44,4 @@ def test_cayley_fixed_point(benchmark, device, impl, shape):
     X, G, tau, group = case(shape, device)
     iterations = int(impl[-1])
     run_case(benchmark, group, device,
-             lambda: reference.cayley_fixed_point(X, G, tau, iterations))
+             lambda: reference.cayley_fixed_point(X, G, tau, iterations), **limits(shape))

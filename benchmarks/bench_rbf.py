@@ -28,12 +28,16 @@ def test_rbf_ratio_cut_forward_backward(benchmark, device, impl, n):
         return torch.autograd.grad(loss, (X, Z))
 
     # large cases: few rounds (the dense reference needs ~7 n x n float32 buffers: 7.5 GB at 16384)
+    # least work: Gram products for S (forward, and again in the backward), S [Z, 1], and the
+    # backward's W X; X and Z read, their gradients written.
     run_case(benchmark, f"rbf_ratio_cut fwd+bwd n={n} d={d} k={k}", device, step,
-             rounds={1024: None, 4096: 3, 16384: 1}[n])
+             rounds={1024: None, 4096: 3, 16384: 1}[n], bytes=8 * n * (d + k),
+             flops=6 * n * n * d + 2 * n * n * (k + 1))
 
 
 @pytest.mark.parametrize("B, n", [(64, 256), (1, 2048)])
 def test_rbf_affinity(benchmark, device, impl, B, n):
     X = torch.randn(B, n, 64, device=device)
     sigma = ops.sample_bandwidths(X)
-    run_case(benchmark, f"rbf_affinity B={B} n={n} d=64", device, lambda: ops.rbf_affinity(X, sigma))
+    run_case(benchmark, f"rbf_affinity B={B} n={n} d=64", device, lambda: ops.rbf_affinity(X, sigma),
+             bytes=4 * B * n * (64 + n), flops=2 * B * n * n * 64)

@@ -25,9 +25,15 @@ def test_cosine_simplex_assign(benchmark, device, impl, n, k, mode):
             return dist
         return torch.autograd.grad(dist.sum(), E)[0]
 
+    # least traffic: E read, dist and label written; backward: E and label read again, the
+    # gradient written. Flops: one dot product per row and code.
+    m = E.shape[1]
+    fwd_bytes, fwd_flops = 4 * n * m + 12 * n, 2 * n * k * m
+    bytes_, flops = ((fwd_bytes, fwd_flops) if mode == "forward"
+                     else (fwd_bytes + 8 * n * m + 8 * n, fwd_flops + 8 * n * m))
     with torch.set_grad_enabled(mode != "forward"):
         run_case(benchmark, f"cosine_simplex_assign {mode} n={n:.0e} k={k}", device, step,
-                 rounds=20 if n == 10**6 else None)
+                 rounds=20 if n == 10**6 else None, bytes=bytes_, flops=flops)
 
 
 @pytest.mark.parametrize("k", [10, 50])
@@ -35,5 +41,7 @@ def test_cosine_simplex_assign(benchmark, device, impl, n, k, mode):
 def test_soft_memberships(benchmark, device, impl, n, k):
     codes = ops.simplex_codes(k, device=device)
     E = torch.randn(n, ops.code_width(k), device=device)
+    m = E.shape[1]
     run_case(benchmark, f"soft_memberships n={n:.0e} k={k}", device,
-             lambda: ops.soft_memberships(E, codes, check_finite=False))
+             lambda: ops.soft_memberships(E, codes, check_finite=False),
+             bytes=4 * n * (m + k), flops=2 * n * k * m)
