@@ -2,7 +2,7 @@
 
 For each key (op and variant, device name, dtype, needs-grad, shape bucket) the first call
 times the native kernel and the pure-torch reference (a warm-up, then the median of up to
-three runs, CUDA synchronised; with gradients, forward and backward), keeps the reference
+five runs, CUDA synchronised; with gradients, forward and backward), keeps the reference
 only when it is at least :data:`MARGIN` (10 %) faster, and remembers the choice: in memory,
 and in a JSON file (``PYDEEPCLUST_TUNE_CACHE``, default ``<user cache dir>/pydeepclust/
 tune.json``; ``PYDEEPCLUST_TUNE_CACHE=off`` keeps it in memory only). The file records the
@@ -80,9 +80,9 @@ def _synchronize(device: torch.device) -> None:
 
 def measure(name: str, fn: Callable[[], object], device: torch.device,
             beat: float | None = None) -> float:
-    """Seconds per call of ``fn``: a warm-up, then the median of 3 runs (1 if the warm-up took
-    over 0.2 s). Returns the warm-up time alone when it is over twice ``beat`` (the other
-    candidate's time): it has lost already."""
+    """Seconds per call of ``fn``: a warm-up, then the median of 5 runs (3 if the warm-up took
+    over 20 ms, 1 if over 0.2 s). Returns the warm-up time alone when it is over twice ``beat``
+    (the other candidate's time): it has lost already."""
     del name
     start = time.perf_counter()
     fn()
@@ -91,7 +91,7 @@ def measure(name: str, fn: Callable[[], object], device: torch.device,
     if beat is not None and warm > 2 * beat:
         return warm
     times = []
-    for _ in range(3 if warm < 0.2 else 1):
+    for _ in range(5 if warm < 0.02 else 3 if warm < 0.2 else 1):
         start = time.perf_counter()
         fn()
         _synchronize(device)
