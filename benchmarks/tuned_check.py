@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=1 python -m benchmarks.tuned_check [--device cuda] [--rounds 7]
 
 Sequential benchmark runs on a shared machine drift by tens of percent between cases, so this
-script alternates the three backends call by call (extension, tuned, reference, then again)
-and reports medians, ``tuned / best`` (the faster of extension and reference divided by tuned;
+script alternates the three backends call by call (in a rotating order, so that none always
+follows the same one: a large reference after a kernel pays fresh page faults) and reports
+medians, ``tuned / best`` (the faster of extension and reference divided by tuned;
 1.00 = tuned matches it) and what tuned chose. Disk cache off: every choice is timed here.
 """
 
@@ -74,8 +75,9 @@ def main():
                 fn()
                 sync()
         chose = ", ".join(v for k, v in _tuned.TUNER.choices.items() if k not in before)
-        for _ in range(args.rounds):
-            for b in times:
+        order = list(times)
+        for r in range(args.rounds):
+            for b in order[r % 3:] + order[:r % 3]:  # rotated: no backend always runs first
                 with ops.use_backend(b):
                     start = time.perf_counter()
                     fn()
