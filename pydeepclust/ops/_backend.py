@@ -149,12 +149,6 @@ def use_native(op: str, device: torch.device) -> bool:
     return native
 
 
-def needs_grad(*tensors) -> bool:
-    """Whether autograd will record a call on these inputs."""
-    return torch.is_grad_enabled() and any(
-        isinstance(t, torch.Tensor) and t.requires_grad for t in tensors)
-
-
 def call(op: str, native, reference, args: tuple, *, device: torch.device,
          dtype: torch.dtype, grad_inputs: tuple = (), sizes: tuple[int, ...] = (),
          variant: str = "", dense_bytes: int = 0):
