@@ -171,8 +171,15 @@ def test_no_timing_in_torch_compile(tuner):
 
 
 def test_static_table():
-    assert _tuned.static_choice("cosine_simplex_assign", "cpu", False, (1024, 64)) == "reference"
-    assert _tuned.static_choice("cosine_simplex_assign", "cpu", False, (1024, 4)) == "extension"
+    assert _tuned.static_choice("cosine_simplex_assign", "cpu", False, (1024, 50)) == "reference"
+    assert _tuned.static_choice("cosine_simplex_assign", "cpu", True, (1024, 50)) == "extension"
+    assert _tuned.static_choice("cosine_simplex_assign", "cpu", False, (1024, 10)) == "extension"
+    assert _tuned.static_choice("cosine_simplex_assign", "cuda", True, (10**6, 50)) == "reference"
+    assert _tuned.static_choice("cosine_simplex_assign", "cuda", False, (10**4, 50)) == "extension"
+    assert _tuned.static_choice("soft_memberships", "cuda", False, (10**5, 50)) == "reference"
+    assert _tuned.static_choice("soft_memberships", "cpu", False, (10**5, 50)) == "extension"
+    assert _tuned.static_choice("cayley_retraction", "cuda", False, (1, 4096, 64)) == "reference"
+    assert _tuned.static_choice("cayley_retraction", "cuda", False, (256, 64, 8)) == "extension"
     assert _tuned.static_choice("rbf_row_sums", "cuda", False, (1, 8192, 8192, 64)) == "reference"
     assert _tuned.static_choice("rbf_ratio_cut", "cpu", True, (1, 1024, 1024, 16)) == "extension"
 
