@@ -187,8 +187,8 @@ _GENKSC_MNIST012 = dict(arch="conv", feature_dim=1024, n_components=10, warmup_e
                         lr_stiefel=1e-3)
 _GENKSC_SMALL = dict(feature_dim=256, n_components=10, eta_rec=1.0, eta_cl=1.0,
                      warmup_epochs=50, epochs=150, batch_size=64, lr=1e-3, lr_stiefel=1e-3)
-# RSM on 28x28 images: a wide MLP and large batches (the streaming ratio cut is what lets
-# them fit), trained on the train split and evaluated on the test split as the paper does.
+# RSM on 28x28 images: a wide MLP and large batches, trained on the train split and evaluated
+# on the test split as the paper does; 40 epochs (the defaults take 80).
 _RSM_MNIST = dict(hidden=(512, 512, 256), batch_size=16384, epochs=40)
 
 TABLES: dict[str, Table] = {t.name: t for t in (
@@ -206,6 +206,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
               Row("knn/mnist", "rsm", "mnist:train", _RSM_MNIST, test_data="mnist:test",
                   paper=0.6869, paper_test=0.6999,
                   note="our default graph: random-m kNN (m in 5..10)"),
+              Row("default/mnist", "rsm", "mnist:train", test_data="mnist:test",
+                  paper=0.6869, paper_test=0.6999,
+                  note="RSM(n_clusters=10) as it comes: the sizes its defaults take from the "
+                       "data (widths 512-512-256, batch 16,384, 80 epochs, lr 1e-3)"),
               Row("rbf/mnist", "rsm", "mnist:train", {**_RSM_MNIST, "kernel": "rbf"},
                   test_data="mnist:test", paper=0.6869, paper_test=0.6999,
                   note="the paper's graph: RBF with a random bandwidth"),
