@@ -388,18 +388,9 @@ def _device_name(device: str | None) -> str:
 
     if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda"):
         return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu ({_cpu_model()})"
+    from pydeepclust.ops._tuned import cpu_name
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return f"cpu ({cpu_name()})"
 
 
 def provenance(device: str | None = None) -> dict:

@@ -162,7 +162,8 @@ def cache_path() -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what platform knows)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -183,7 +184,7 @@ def device_name(device: torch.device) -> str:
     """The device in a key: the GPU's name, or the CPU model and torch's thread count."""
     if device.type == "cuda":
         return _cuda_name(device.index if device.index is not None else torch.cuda.current_device())
-    return f"{_cpu_name()} ({torch.get_num_threads()} threads)"
+    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 
 class Tuner:
