@@ -8,11 +8,15 @@ cd "$(dirname "$0")/.."
 : "${PYDEEPCLUST_MNIST:?set PYDEEPCLUST_MNIST to the folder of the four MNIST IDX files}"
 PY=${PY:-.venv/bin/python}
 mkdir -p runs/logs
+pids=()
 for table in genksc rsm acedec-mnist; do
   "$PY" -m pydeepclust reproduce "$table" --device cuda --quiet --pictures runs/pictures \
     --out "benchmarks/results/$table-cuda.jsonl" > "runs/logs/$table-cuda.log" 2>&1 &
+  pids+=($!)
 done
-wait
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done  # a failed table fails the script
 for table in genksc rsm acedec-mnist; do
   "$PY" -m pydeepclust reproduce "$table" --report --out "benchmarks/results/$table-cuda.jsonl"
 done
+exit $status

@@ -147,10 +147,17 @@ def cmd_reproduce(args) -> int:
     rows = experiments.select_rows(table, args.rows)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    experiments.run_table(table, rows, args.seeds, out, device=args.device,
-                          autoencoder_dir=args.autoencoders, data_path=args.data_path,
-                          pictures=args.pictures, verbose=not args.quiet)
-    print(experiments.report(table, out))
+    try:
+        experiments.run_table(table, rows, args.seeds, out, device=args.device,
+                              autoencoder_dir=args.autoencoders, data_path=args.data_path,
+                              pictures=args.pictures, verbose=not args.quiet)
+    except RuntimeError as failures:  # the other runs finished and are in the file
+        if os.path.exists(out):
+            print(experiments.report(table, out))
+        print(f"error: {failures}")
+        return 1
+    if os.path.exists(out):
+        print(experiments.report(table, out))
     return 0
 
 

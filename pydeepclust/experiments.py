@@ -159,7 +159,8 @@ def _acedec_rows(data: str, label: str, pretrain: dict, epochs: int, paper: Mapp
             settings["epochs"] = epochs
             if recluster:
                 settings["final_recluster"] = True
-        if augment and METHODS[method].autoencoder:
+        if augment and METHODS[method].autoencoder and method != "ae-kmeans":
+            # (AE + k-means sees augmentation only through the shared pretraining)
             settings["augmentation_invariance"] = True
         rows.append(Row(
             name=f"{method}{'+aug' if augment else ''}/{label}", method=method, data=data,
@@ -283,6 +284,12 @@ def validate(table: Table, rows: Iterable[Row] | None = None) -> None:
                     raise ValueError(f"{where}: {err}") from None
         cls = METHODS[row.method].estimator_class()
         known = set(cls().get_params())
+        taken = sorted(set(row.settings) & ({"random_state", "autoencoder"}
+                                            | set(METHODS[row.method].fixed)))
+        if taken:
+            raise ValueError(f"{where}: settings may not set {taken} (the runner sets the seed "
+                             f"and the shared autoencoder; {row.method!r} fixes "
+                             f"{dict(METHODS[row.method].fixed) or 'nothing'})")
         unknown = sorted(set(row.settings) - known)
         if unknown:
             raise ValueError(f"{where}: {cls.__name__} has no parameter(s) {unknown}; "
@@ -323,31 +330,36 @@ def append_row(path: str | None, row: Mapping) -> None:
     if not path:
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a") as f:
+    with open(path, "a+b") as f:
         try:
             import fcntl
             fcntl.flock(f, fcntl.LOCK_EX)
         except ImportError:  # not POSIX: a single writer is assumed
             pass
-        f.write(line + "\n")
+        f.seek(0, os.SEEK_END)
+        if f.tell():  # a line cut off by a killed process must not swallow this one
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write(line.encode() + b"\n")
 
 
 def read_rows(path: str) -> list[dict]:
-    """Every row of a results file; blank lines skipped, and a last line cut off by a killed
-    process skipped with a warning (the run it stood for is simply run again)."""
+    """Every row of a results file; blank lines skipped, and a line cut off by a process
+    killed while writing skipped with a warning (the run it stood for is simply run again)."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        lines = [line for line in f.read().splitlines() if line.strip()]
+        lines = f.read().splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
-            if number != len(lines):
-                raise ValueError(f"{path}: line {number} is not JSON: {line[:80]!r}")
-            warnings.warn(f"{path}: its last line is incomplete (a run cut off while writing); "
-                          "ignored", stacklevel=2)
+            warnings.warn(f"{path}: line {number} is not a complete JSON row (a run cut off "
+                          f"while writing?): {line[:60]!r}; ignored", stacklevel=2)
     return rows
 
 
@@ -369,40 +381,46 @@ def _done(rows: Iterable[dict], table: str) -> set[tuple[str, str, int]]:
 
 # -- provenance ------------------------------------------------------------------------------
 
-def _git_commit() -> tuple[str | None, bool | None]:
-    """(commit, whether tracked files differ from it) of the source tree, if it is a checkout."""
+def _git_commit() -> tuple[str | None, str | None]:
+    """(commit, digest of the uncommitted changes to tracked files or None for a clean tree)
+    of the source tree, if it is a git checkout."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout
+
     try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                 "--untracked-files=no"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout
+        commit, diff = git("rev-parse", "HEAD").strip(), git("diff", "HEAD")
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit, bool(status.strip())
+    return commit, hashlib.sha1(diff.encode()).hexdigest()[:12] if diff else None
 
 
 def _device_name(device: str | None) -> str:
+    """``device`` as a label with the hardware's name (None: the estimators' default, CUDA
+    when available)."""
     import torch
 
-    if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda"):
-        return f"cuda ({torch.cuda.get_device_name()})"
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
     from pydeepclust.ops._tuned import cpu_name
 
     return f"cpu ({cpu_name()})"
 
 
-def provenance(device: str | None = None) -> dict:
-    """What a results row records besides its numbers."""
+def provenance() -> dict:
+    """The code a run uses (taken when it starts: the tree may change while it trains), the
+    torch build, threads and host. ``dirty``: a digest of the uncommitted changes, or None."""
     import torch
 
     import pydeepclust
 
     commit, dirty = _git_commit()
     return {"version": pydeepclust.__version__, "commit": commit, "dirty": dirty,
-            "torch": torch.__version__, "device": _device_name(device),
-            "threads": torch.get_num_threads(), "host": platform.node()}
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "host": platform.node()}
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -446,8 +464,9 @@ def _pretrained(row: Row, X: np.ndarray, seed: int, autoencoder_dir: str | None,
     digest = hashlib.sha1(key.encode())
     digest.update(memoryview(np.ascontiguousarray(X)))  # the content, without a copy
     name = f"{row.data.replace(':', '_')}_s{seed}_{digest.hexdigest()[:12]}.pt"
-    if name in memo:
-        return memo[name]
+    if name in memo:  # pretrained (or read) for an earlier run of this call
+        ae, seconds, _ = memo[name]
+        return ae, seconds, True
     path = os.path.join(autoencoder_dir, name) if autoencoder_dir else None
     shape = {k: settings[k] for k in ("latent_dim", "arch", "hidden") if k in settings}
     if path and os.path.exists(path):
@@ -474,6 +493,13 @@ def _diagnostics(model) -> dict:
     return out
 
 
+def _resolved(model, params: Mapping) -> dict:
+    """The values the estimator chose for parameters left at None (``lr`` -> ``lr_``), so the
+    row says what ran even when a default depends on the data or changes between versions."""
+    return {k: _jsonable(getattr(model, k + "_")) for k, v in params.items()
+            if v is None and hasattr(model, k + "_")}
+
+
 def run_table(table: Table, rows: Sequence[Row] | None = None,
               seeds: Sequence[int] | None = None, out: str | None = None, *,
               device: str | None = None, autoencoder_dir: str | None = "runs/autoencoders",
@@ -481,10 +507,17 @@ def run_table(table: Table, rows: Sequence[Row] | None = None,
               verbose: bool = False) -> list[dict]:
     """Fit each selected (row, seed) that ``out`` does not hold yet; append each result.
 
+    A run whose fit fails is reported and the next runs go on; the call then raises a
+    ``RuntimeError`` naming every failed run (nothing is appended for them).
+
     Args:
         table: one of :data:`TABLES` (or your own).
         rows: a subset of ``table.rows`` (default all); ``seeds`` default ``table.seeds``.
-        out: the JSON-lines results file (read first: finished runs are skipped).
+            The seed is the estimator's ``random_state`` and also seeds synthetic data sets
+            and the stratified splits of the built-in ones.
+        out: the JSON-lines results file (read first: finished runs are skipped). A row is
+            "finished" for its name, seed and spec (method, data, settings): when a default
+            of the package changes, rows that rely on it are not rerun -- use a new file.
         device: ``device`` of every estimator that takes one (default: theirs).
         autoencoder_dir: where pretrained autoencoders are kept and reused (None: not kept).
         data_path: IDX folder for the file-based sets (default: their environment variables).
@@ -493,54 +526,78 @@ def run_table(table: Table, rows: Sequence[Row] | None = None,
 
     Returns the rows appended by this call.
     """
-    from pydeepclust.metrics import cluster_report
-
     rows = list(table.rows if rows is None else rows)
     seeds = list(table.seeds if seeds is None else seeds)
     validate(table, rows)
-    load, memo, written = _Data(data_path), {}, []
+    code = provenance()  # the code imported now, whatever the tree becomes while this runs
+    load, memo, written, failed = _Data(data_path), {}, [], []
     for seed in seeds:
         for row in rows:
             if (row.name, row.spec_id(), seed) in _done(read_rows(out) if out else [],
                                                         table.name):
                 continue
-            train = load(row.data, seed)
-            X = _model_input(train)
-            extra = {"n_clusters": row.settings.get("n_clusters", train.n_classes),
-                     "verbose": verbose}
-            accepts = _estimator(row, seed).get_params()
-            if device is not None and "device" in accepts:
-                extra["device"] = device
-            extra = {k: v for k, v in extra.items() if k in accepts}
-            pretrain_s, cached = 0.0, None
-            if METHODS[row.method].autoencoder and row.pretrain is not None:
-                ae, pretrain_s, cached = _pretrained(row, X, seed, autoencoder_dir,
-                                                     extra.get("device"), memo)
-                extra["autoencoder"] = ae
-            model = _estimator(row, seed, extra)
-            start = time.perf_counter()
-            model.fit(X)
-            fit_s = round(time.perf_counter() - start, 1)
-            result = {"table": table.name, "row": row.name, "spec_id": row.spec_id(),
-                      "seed": seed, "data": train.name, "n_samples": len(train),
-                      "train": cluster_report(train.y, model.labels_)}
-            if row.test_data is not None:
-                test = load(row.test_data, seed)
-                result["test_data"] = test.name
-                result["test"] = cluster_report(test.y, model.predict(_model_input(test)))
-            params = {k: v for k, v in model.get_params().items() if k != "autoencoder"}
-            result.update({
-                "fit_s": fit_s, "pretrain_s": pretrain_s, "pretrain_cached": cached,
-                "wall_s": round(fit_s + (pretrain_s if not cached else 0.0), 1),
-                "spec": row.spec(), "params": params, **_diagnostics(model),
-                **provenance(extra.get("device")),
-                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                    timespec="seconds")})
-            if pictures:
-                result["pictures"] = _save_pictures(row, model, X, train, pictures, seed)
-            append_row(out, result)
+            try:
+                result, model, X, train = _run_one(table, row, seed, load, memo, device,
+                                                   autoencoder_dir, verbose)
+            except Exception as err:  # noqa: BLE001 -- reported, and raised at the end
+                warnings.warn(f"{table.name} {row.name} seed {seed} failed: "
+                              f"{type(err).__name__}: {err}", stacklevel=2)
+                failed.append(f"{row.name} (seed {seed}): {type(err).__name__}: {err}")
+                continue
+            result.update(code)
+            append_row(out, result)  # before the pictures: a failing plot loses no result
             written.append(result)
+            if pictures:
+                try:
+                    _save_pictures(row, model, X, train, pictures, seed)
+                except Exception as err:  # noqa: BLE001
+                    warnings.warn(f"{table.name} {row.name} seed {seed}: pictures failed: "
+                                  f"{err}", stacklevel=2)
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) of table {table.name!r} failed:\n  "
+                           + "\n  ".join(failed))
     return written
+
+
+def _run_one(table: Table, row: Row, seed: int, load: _Data, memo: dict, device, autoencoder_dir,
+             verbose: bool):
+    """Fit one (row, seed): (its results row, the fitted model, its input, its data set)."""
+    from pydeepclust.metrics import cluster_report
+
+    train = load(row.data, seed)
+    X = _model_input(train)
+    accepts = _estimator(row, seed).get_params()
+    extra = {"n_clusters": row.settings.get("n_clusters", train.n_classes), "verbose": verbose}
+    if device is not None:
+        extra["device"] = device
+    extra = {k: v for k, v in extra.items() if k in accepts}
+    pretrain_s, cached = 0.0, None
+    if METHODS[row.method].autoencoder and row.pretrain is not None:
+        ae, pretrain_s, cached = _pretrained(row, X, seed, autoencoder_dir, extra.get("device"),
+                                             memo)
+        extra["autoencoder"] = ae
+    model = _estimator(row, seed, extra)
+    start = time.perf_counter()
+    model.fit(X)
+    fit_s = round(time.perf_counter() - start, 1)
+    result = {"table": table.name, "row": row.name, "spec_id": row.spec_id(), "seed": seed,
+              "data": train.name, "n_samples": len(train),
+              "train": cluster_report(train.y, model.labels_)}
+    if row.test_data is not None:
+        test = load(row.test_data, seed)
+        result["test_data"] = test.name
+        result["test"] = cluster_report(test.y, model.predict(_model_input(test)))
+    params = {k: v for k, v in model.get_params().items() if k != "autoencoder"}
+    result.update({
+        "fit_s": fit_s, "pretrain_s": pretrain_s, "pretrain_cached": cached,
+        # the cost of this run alone: its pretraining unless another run paid for it
+        "wall_s": round(fit_s + (pretrain_s if not cached else 0.0), 1),
+        "spec": row.spec(), "params": params, "resolved": _resolved(model, params),
+        **_diagnostics(model),
+        # a method without a device parameter runs on the CPU
+        "device": _device_name(extra.get("device") if "device" in accepts else "cpu"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    return result, model, X, train
 
 
 def _save_pictures(row: Row, model, X, dataset, folder: str, seed: int) -> dict:
@@ -568,8 +625,9 @@ def _summaries(table: Table, rows: list[dict]) -> list[dict]:
     metric = table.metric
     out = []
     for row in table.rows:
-        mine = [r for r in rows if r.get("table") == table.name and r["row"] == row.name
-                and r["spec_id"] == row.spec_id()]
+        by_seed = {r["seed"]: r for r in rows if r.get("table") == table.name
+                   and r["row"] == row.name and r["spec_id"] == row.spec_id()}
+        mine = list(by_seed.values())  # one per seed, the latest (two processes may both run one)
         summary = {"row": row, "n": len(mine), "seeds": sorted(r["seed"] for r in mine)}
         if mine:
             summary["train"] = _mean_sd([r["train"][metric] for r in mine])
@@ -592,6 +650,9 @@ def _cell(mean_sd, paper) -> list[str]:
 def report(table: Table, path: str, png: str | None = None) -> str:
     """The markdown table of a results file for ``table`` (rows of its current specs), and,
     with ``png``, a bar chart of ours (mean ± sd) against the paper."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"report: no results file {path} (run the table first, or "
+                                "name the file with --out)")
     rows = read_rows(path)
     summaries = _summaries(table, rows)
     metric = table.metric.upper()
@@ -607,7 +668,9 @@ def report(table: Table, path: str, png: str | None = None) -> str:
             row.name, data, ",".join(map(str, s["seeds"])) or "—",
             *_cell(s.get("train"), row.paper), *test,
             f"{s['wall_s']:.0f}" if s["n"] else "—", "; ".join(s.get("devices", []))]) + " |")
-    stale = sum(1 for r in rows if r.get("table") == table.name) - sum(s["n"] for s in summaries)
+    current = {(s["row"].name, s["row"].spec_id()) for s in summaries}
+    stale = sum(1 for r in rows if r.get("table") == table.name
+                and (r["row"], r["spec_id"]) not in current)
     if stale:
         lines += ["", f"({stale} row(s) of the file ran with other settings of these rows or "
                       "rows no longer in the table; not shown)"]

@@ -60,12 +60,20 @@ def test_resume_runs_only_what_the_file_lacks(tmp_path, monkeypatch):
     fits.clear()
     run(rows=TINY.rows[:2], seeds=[0, 1], out=out)
     assert fits == []  # all done
-    # a run killed while writing leaves a cut line: it is ignored and run again
+    # a run killed while writing leaves a cut line: it is skipped, and the next row written
+    # after it starts on a line of its own
     with open(out, "a") as f:
         f.write('{"table": "tiny", "row": "kmeans/blo')
-    with pytest.warns(UserWarning, match="last line is incomplete"):
+    with pytest.warns(UserWarning, match="line 5 is not a complete JSON row"):
+        assert len(experiments.read_rows(out)) == 4
+    with pytest.warns(UserWarning, match="line 5"):
+        run(rows=TINY.rows[:1], seeds=[2], out=out)
+    with pytest.warns(UserWarning, match="line 5"):
         rows = experiments.read_rows(out)
-    assert len(rows) == 4
+    assert [(r["row"], r["seed"]) for r in rows][-1] == ("kmeans/blobs", 2)
+    with pytest.warns(UserWarning, match="line 5"):
+        run(rows=TINY.rows[:1], seeds=[2, 3], out=out)
+    assert fits == [("kmeans/blobs", 2), ("kmeans/blobs", 3)]  # 2 ran once
 
 
 def test_changed_settings_are_not_taken_for_done(tmp_path, monkeypatch):
@@ -94,8 +102,9 @@ def test_autoencoder_rows_share_one_pretrained_network(tmp_path, monkeypatch):
     out = str(tmp_path / "results.jsonl")
     first = run(rows=TINY.rows[2:], seeds=[0], out=out, autoencoder_dir=str(cache))
     assert calls == [0] and len(os.listdir(cache)) == 1  # two rows, one network
-    assert [r["pretrain_cached"] for r in first] == [False, False]
-    assert first[1]["wall_s"] == pytest.approx(first[1]["fit_s"] + first[1]["pretrain_s"], abs=0.11)
+    assert [r["pretrain_cached"] for r in first] == [False, True]  # the second row reuses it
+    assert first[0]["wall_s"] == pytest.approx(first[0]["fit_s"] + first[0]["pretrain_s"], abs=0.11)
+    assert first[1]["wall_s"] == first[1]["fit_s"]
     # a new process (fresh memo) reads the network from the folder
     later = run(Table("t2", "t", TINY.rows[2:]), seeds=[0], out=out, autoencoder_dir=str(cache))
     assert calls == [0] and [r["pretrain_cached"] for r in later] == [True, True]
@@ -110,6 +119,8 @@ def test_autoencoder_rows_share_one_pretrained_network(tmp_path, monkeypatch):
     (Row("r", "kmeans", "blobs", {"n_inits": 3}), r"KMeansBaseline has no parameter\(s\) \['n_inits'\]"),
     (Row("r", "kmeans", "blobs", pretrain=TINY_AE), "pretrain applies to autoencoder methods"),
     (Row("r", "acedec", "blobs", pretrain={"epoch": 3}), r"unknown pretrain setting\(s\) \['epoch'\]"),
+    (Row("r", "dcn1", "blobs", {"lam": 5.0}), r"may not set \['lam'\]"),
+    (Row("r", "kmeans", "blobs", {"random_state": 5}), r"may not set \['random_state'\]"),
 ])
 def test_a_bad_spec_fails_before_any_training(row, message, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
@@ -164,3 +175,54 @@ def test_cli_reproduce_runs_lists_and_reports(tmp_path, monkeypatch, capsys):
     assert cli_main(["reproduce", "--list"]) == 0
     listing = capsys.readouterr().out
     assert "acedec/mnist-test" in listing and "mnist012" in listing
+
+
+def test_a_failing_run_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    out = str(tmp_path / "r.jsonl")
+    original = experiments._estimator
+
+    def broken_ksc(row, seed, extra=None):
+        if extra is not None and row.method == "ksc":
+            raise ValueError("KSC broke")
+        return original(row, seed, extra)
+
+    monkeypatch.setattr(experiments, "_estimator", broken_ksc)
+    with pytest.warns(UserWarning, match="ksc/blobs seed 0 failed"), \
+            pytest.raises(RuntimeError, match=r"1 run\(s\) of table 'tiny' failed:\n  ksc/blobs"):
+        run(rows=TINY.rows[:2], seeds=[0], out=out)
+    assert [r["row"] for r in experiments.read_rows(out)] == ["kmeans/blobs"]
+
+
+def test_failing_pictures_keep_the_result(tmp_path, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("the plotting broke")
+
+    monkeypatch.setattr(experiments, "_save_pictures", broken)
+    out = str(tmp_path / "r.jsonl")
+    with pytest.warns(UserWarning, match="pictures failed: the plotting broke"):
+        run(rows=TINY.rows[:1], seeds=[0], out=out, pictures=str(tmp_path / "pics"))
+    assert len(experiments.read_rows(out)) == 1
+
+
+def test_provenance_is_taken_once_before_training(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(experiments, "provenance", lambda: calls.append(1) or {"commit": "abc"})
+    written = run(rows=TINY.rows[:2], seeds=[0, 1], out=str(tmp_path / "r.jsonl"))
+    assert calls == [1] and {r["commit"] for r in written} == {"abc"}
+
+
+def test_the_report_counts_a_seed_once_and_needs_its_file(tmp_path):
+    fixture = os.path.join(FIXTURES, "tiny_results.jsonl")
+    doubled = tmp_path / "doubled.jsonl"
+    lines = open(fixture).read().splitlines()
+    doubled.write_text("\n".join(lines + lines[:1]) + "\n")  # seed 0 of kmeans twice
+    assert "| kmeans/blobs | blobs | 0,1 | 0.800 ± 0.141 |" in experiments.report(TINY, str(doubled))
+    with pytest.raises(FileNotFoundError, match="no results file"):
+        experiments.report(TINY, str(tmp_path / "missing.jsonl"))
+
+
+def test_resolved_defaults_are_recorded(tmp_path):
+    row = Row("rsm/blobs", "rsm", "blobs", {"epochs": 1})
+    (result,) = run(Table("t", "t", (row,)), seeds=[0], out=None)
+    assert result["params"]["lr"] is None and result["resolved"]["lr"] == pytest.approx(3e-3)
+    assert result["resolved"]["batch_size"] == 1500

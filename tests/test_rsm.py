@@ -208,7 +208,8 @@ def test_default_sizes_follow_the_data():
     model = RSM(2)
     assert (model._batch_size(3000), model._epochs(3000)) == (3000, 800)
     assert (model._batch_size(60000), model._epochs(60000)) == (16384, 80)  # not 267
-    assert model._epochs(20000) == 80 and model._epochs(16384) == 800
+    assert model._epochs(16384) == 800
+    assert model._epochs(20000) == 240 and model._epochs(40000) == 120  # >= 240 steps
     model = RSM(2, batch_size=1024)
     assert model._epochs(3000) == 400 and model._epochs(500) == 800
     assert RSM(2, epochs=7)._epochs(3000) == 7

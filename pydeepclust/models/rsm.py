@@ -58,6 +58,7 @@ KERNELS = ("rbf", "knn")
 DEFAULT_STEPS = 800
 MAX_DEFAULT_BATCH = 16384
 MAX_DEFAULT_EPOCHS = 80  # for n > MAX_DEFAULT_BATCH
+MIN_DEFAULT_STEPS = 240  # ... but never fewer steps than 80 Fashion-MNIST epochs took
 AFFINITY_INPUTS = ("input", "autoencoder")
 NETWORK_INPUTS = ("raw", "autoencoder")
 
@@ -205,7 +206,8 @@ class RSM(DeepClusterer):
             0.00). ``epochs=None`` (default): enough epochs for 800 optimizer steps
             (``DEFAULT_STEPS``; ceil(800 / (n // batch_size)) epochs), at most 80 when n is
             above 16,384 (``MAX_DEFAULT_EPOCHS``: there each step sees fresh points, and 80
-            epochs of Fashion-MNIST, 240 steps, met the paper's numbers). Two circles need the
+            epochs of Fashion-MNIST, 240 steps, met the paper's numbers), but never fewer than
+            240 steps (``MIN_DEFAULT_STEPS``: 16,385-32,767 points make one step per epoch). Two circles need the
             800 steps (seeds 0-4 all NMI 1.00; with 400, two of five end at 0.3-0.5); a fixed
             epoch count would give a small data set a few dozen steps (the former default, 50
             epochs of 1,024-point batches, gave two circles 100 steps and NMI 0.00) and a
@@ -333,12 +335,16 @@ class RSM(DeepClusterer):
         return min(size, n_samples)
 
     def _epochs(self, n_samples: int) -> int:
-        """``epochs``, or for None enough epochs for ``DEFAULT_STEPS`` optimizer steps."""
+        """``epochs``, or for None enough epochs for ``DEFAULT_STEPS`` optimizer steps, at most
+        ``MAX_DEFAULT_EPOCHS`` -- unless that leaves fewer than ``MIN_DEFAULT_STEPS`` steps (sets
+        just above one batch have one step per epoch)."""
         if self.epochs is not None:
             return self.epochs
         steps_per_epoch = n_samples // self._batch_size(n_samples)  # short last batch dropped
         epochs = math.ceil(DEFAULT_STEPS / steps_per_epoch)
-        return min(epochs, MAX_DEFAULT_EPOCHS) if n_samples > MAX_DEFAULT_BATCH else epochs
+        if n_samples <= MAX_DEFAULT_BATCH:
+            return epochs
+        return min(epochs, max(MAX_DEFAULT_EPOCHS, math.ceil(MIN_DEFAULT_STEPS / steps_per_epoch)))
 
     def _input_dim(self, sample_shape) -> int:
         """The width of what f maps: the flattened sample, or the autoencoder code."""
