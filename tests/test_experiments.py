@@ -147,7 +147,7 @@ def test_select_rows_by_name_or_method_prefix():
     assert [r.name for r in experiments.select_rows(table, ["dcn10/mnist", "acedec+aug"])] == [
         "dcn10/mnist", "acedec+aug/mnist"]
     assert {r.name for r in experiments.select_rows(table, ["acedec"])} == {
-        "acedec/mnist", "acedec/mnist-test"}
+        "acedec/mnist", "acedec/mnist-test", "acedec/mnist-test-pixels"}
     assert experiments.select_rows(table, None) == list(table.rows)
 
 
