@@ -66,6 +66,8 @@ class Method:
         return getattr(importlib.import_module(self.module), self.cls)
 
 
+#: The methods a table row may name, each a :class:`Method`: estimator class, fixed
+#: parameters, and whether it starts from a pretrained autoencoder.
 METHODS: dict[str, Method] = {
     "genksc": Method("pydeepclust.models", "GenKSC"),
     "rsm": Method("pydeepclust.models", "RSM"),
@@ -99,7 +101,7 @@ class Row:
         method: a key of :data:`METHODS`.
         data: a :func:`~pydeepclust.data.load_dataset` name, e.g. ``"mnist:train"``.
         settings: estimator parameters on top of its defaults.
-        pretrain: for autoencoder methods, :func:`~pydeepclust.models.pretrain_autoencoder`
+        pretrain: for autoencoder methods, :func:`~pydeepclust.models.autoencoder.pretrain_autoencoder`
             arguments (one network per data set, seed and these settings, shared by rows).
         test_data: also evaluate ``predict`` on this set (e.g. ``"mnist:test"``).
         paper: the paper's NMI on ``data`` (None where it prints none), ``paper_test`` on
@@ -192,6 +194,7 @@ _GENKSC_SMALL = dict(feature_dim=256, n_components=10, eta_rec=1.0, eta_cl=1.0,
 # on the test split as the paper does; 40 epochs (the defaults take 80).
 _RSM_MNIST = dict(hidden=(512, 512, 256), batch_size=16384, epochs=40)
 
+#: The papers' tables, by name (``python -m pydeepclust reproduce --list``).
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("genksc", "GenKSC (Pandey et al.): MNIST012 with the paper's setup, and its stand-ins",
           rows=(

@@ -27,9 +27,13 @@ __all__ = [
     "load_mnist",
 ]
 
+#: Where the Debian package ``dataset-fashion-mnist`` puts the IDX files.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+#: Environment variable naming another folder of the Fashion-MNIST IDX files.
 FASHION_MNIST_ENV = "PYDEEPCLUST_FASHION_MNIST"
+#: Environment variable naming the folder of the MNIST IDX files (nothing is downloaded).
 MNIST_ENV = "PYDEEPCLUST_MNIST"
+#: The ten Fashion-MNIST class names, by label.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

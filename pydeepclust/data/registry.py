@@ -39,6 +39,7 @@ def _load_mnist012(path=None, split: str = "all") -> Dataset:
     return select_classes(load_mnist(path=path, split=split), (0, 1, 2), name="mnist012")
 
 
+#: Every name :func:`load_dataset` accepts, with the loader behind it and its description.
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (

@@ -192,7 +192,7 @@ def add_cli_arguments(parser) -> None:
         parser.add_argument("--n-neighbors", type=int, default=10,
                             help="neighbours of the kNN graph (affinity nearest_neighbors)")
         parser.add_argument("--gamma", type=float, default=1.0,
-                            help="exp(-gamma |x - y|^2) (affinity rbf)")
+                            help="exp(-gamma ‖x − y‖²) (affinity rbf)")
         parser.add_argument("--assign-labels", default="kmeans",
                             choices=("kmeans", "discretize", "cluster_qr"))
     parser.add_argument("--n-init", type=int, default=None,
