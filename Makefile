@@ -2,6 +2,7 @@
 #   make demo   set up .venv (torch, the extension) and run GenKSC on built-in digits 0/1/2
 #   make test   set up the same way and run every test (CTest, then pytest)
 #   make bench  the op benchmarks (pytest-benchmark), tables in benchmarks/results/
+#   make docs   the documentation site (Sphinx, warnings as errors) in docs/_build/html
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -18,7 +19,7 @@ ifneq ($(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),)
 export PYDEEPCLUST_MNIST ?= $(MNIST_DIR)
 endif
 
-.PHONY: setup build demo test ctest pytest bench clean
+.PHONY: setup build demo test ctest pytest bench docs clean
 
 setup: $(VENV)/.installed
 
@@ -60,6 +61,18 @@ bench: build
 	  $(PY) -m pytest $$f --benchmark-only -q --benchmark-json=benchmarks/results/$$name.json && \
 	  $(PY) benchmarks/report.py benchmarks/results/$$name.json > benchmarks/results/$$name.md; \
 	done
+
+# The documentation site: the docs extra of pyproject.toml into .venv (once per change of
+# pyproject.toml), then Sphinx with warnings as errors. The results tables are rendered from
+# benchmarks/results/*.jsonl by the runner's report while it builds (docs/_ext/pdc_results.py).
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs']))" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
+	@touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -b html -W --keep-going -q -d docs/_build/doctrees docs docs/_build/html
+	@echo "docs: file://$(abspath docs/_build/html/index.html)"
 
 clean:
 	rm -rf build build-cmake .apt-done pydeepclust/*.so
