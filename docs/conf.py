@@ -81,3 +81,6 @@ html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 html_show_sourcelink = False
 html_theme_options = {"navigation_with_keys": True}
+
+# Curly quotes and ellipses, but no "--" -> en dash: the CLI pages show options like --data-path.
+smartquotes_action = "qe"
