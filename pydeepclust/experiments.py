@@ -16,8 +16,8 @@ From the command line::
   python -m pydeepclust reproduce acedec-mnist --rows acedec ae-kmeans --seeds 0 1 2
   python -m pydeepclust reproduce acedec-mnist --report --png acedec-mnist.png
 
-The same rows are the documentation's result tables (``docs/results/``, rendered at build time from their
-``--out`` files in ``benchmarks/results`` by :func:`report`).
+The same rows are the documentation's result tables (``docs/results/``, rendered at build
+time from their ``--out`` files in ``benchmarks/results`` by :func:`report`).
 """
 
 from __future__ import annotations
