@@ -13,11 +13,20 @@ only where it is (see :meth:`DeepClusterer._non_deterministic`); the estimators 
 models pickle (torch modules included) and ``clone``. Reproducible with
 ``random_state`` without touching the global torch RNG. Checkpoints hold tensors
 and plain values only and load with ``torch.load(weights_only=True)``.
+
+Resumable training: the models trained over epochs (those with ``checkpoint_path``) write,
+beside the fitted model, a "training" entry into every checkpoint (see
+:meth:`DeepClusterer._checkpoint`): the phase and the epochs done in it, every trainable
+module's weights, the fitted tensors (including those updated outside autograd), every
+optimizer's and generator's state, the history, and fingerprints of the hyperparameters and
+of the data. ``fit(X, resume=True)`` continues from it and ends with the labels an
+uninterrupted fit of the same seed gives.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import numbers
 import os
@@ -105,13 +114,37 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         except ValueError:  # an invalid device: fit will say so
             return False
 
-    def fit(self, X, y=None):
-        """Train on ``X`` of shape (n, d), (n, H, W) or (n, C, H, W); ``y`` is ignored."""
+    def fit(self, X, y=None, resume: bool = False):
+        """Train on ``X`` of shape (n, d), (n, H, W) or (n, C, H, W); ``y`` is ignored.
+
+        ``resume=True`` (models trained over epochs): continue the fit whose checkpoint is at
+        ``checkpoint_path`` (weights, optimizer and generator states, epoch), so that a run
+        killed mid-training and resumed ends as an uninterrupted one would. The checkpoint
+        must come from the same hyperparameters (all but ``verbose``, ``device`` and the
+        checkpoint settings) and the same data: a ValueError names what differs. A missing
+        file starts the fit from scratch (what a restarted job wants on its first try); a
+        checkpoint of a finished fit gives its result at once."""
         self._check_common_types()
+        if resume and not getattr(self, "checkpoint_path", None):
+            raise ValueError(
+                f"{type(self).__name__}: resume=True needs checkpoint_path, the checkpoint to "
+                "continue from" + ("" if "checkpoint_path" in self.get_params(deep=False) else
+                                   f" ({type(self).__name__} is not trained over epochs and "
+                                   "has none)"))
         X = self._check_X(X, fitting=True)
         self.sample_shape_ = tuple(X.shape[1:])
         self.n_features_in_ = int(np.prod(self.sample_shape_))
-        self._fit(X)
+        if getattr(self, "checkpoint_path", None):
+            self._check_checkpoint_params()
+            self._fingerprint = {"params": self._params_fingerprint(),
+                                 "data": data_fingerprint(X)}
+            if resume and os.path.exists(self.checkpoint_path):
+                self._resume_entry = self._checked_training_entry()
+        try:
+            self._fit(X)
+        finally:  # fit-time state only: fitted models pickle and compare without it
+            self.__dict__.pop("_fingerprint", None)
+            self.__dict__.pop("_resume_entry", None)
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -129,6 +162,11 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
     def save(self, path: str | os.PathLike) -> None:
         """Write hyperparameters, network weights and fitted state to ``path``."""
         check_is_fitted(self, "labels_")
+        atomic_save(self._model_state(), path)
+
+    def _model_state(self, fitted: bool = True) -> dict:
+        """What :meth:`save` writes; ``fitted=False``: only what names the model (a checkpoint
+        written before there is a fitted model, e.g. during pretraining)."""
         # A network passed as a parameter (e.g. a pretrained autoencoder) is not stored as a
         # parameter: its trained copy is among the modules, and weights_only loads no modules.
         params = {k: None if isinstance(v, nn.Module) else v
@@ -138,28 +176,24 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
             "estimator": type(self).__name__,
             "params": params,
             "sample_shape": list(self.sample_shape_),
-            "labels": torch.as_tensor(self.labels_),
-            "modules": {name: m.state_dict() for name, m in self._modules().items()},
-            "tensors": {k: v.detach().cpu() for k, v in self._fitted_tensors().items()},
         }
-        atomic_save(state, path)
+        if fitted:
+            state.update({
+                "labels": torch.as_tensor(self.labels_),
+                "modules": {name: m.state_dict() for name, m in self._modules().items()},
+                "tensors": {k: v.detach().cpu() for k, v in self._fitted_tensors().items()},
+            })
+        return state
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None):
         """Rebuild a fitted estimator from :meth:`save`'s file (safe: ``weights_only=True``)."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: torch.load could not "
-                             f"read it safely ({type(err).__name__})") from err
-        if not isinstance(state, dict):
-            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: it holds a "
-                             f"{type(state).__name__}")
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("estimator") != cls.__name__:
-            raise ValueError(
-                f"{path} is not a {cls.__name__} checkpoint (estimator={state.get('estimator')!r}, "
-                f"format={state.get('format')!r})"
-            )
+        state = cls._read_checkpoint(path)
+        if "labels" not in state:
+            training = state.get("training", {})
+            raise ValueError(f"{path} holds a {cls.__name__} fit in progress (phase "
+                             f"{training.get('phase')!r}, {training.get('epoch')} epoch(s) done) "
+                             "and no fitted model yet: continue it with fit(X, resume=True)")
         params = dict(state["params"])
         if "device" not in params:  # runs on the CPU only
             if device is not None and str(device) != "cpu":
@@ -183,6 +217,116 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         est._load_fitted_tensors({k: v.to(est._device()) for k, v in state["tensors"].items()})
         est.labels_ = state["labels"].numpy()
         return est
+
+    @classmethod
+    def _read_checkpoint(cls, path: str | os.PathLike) -> dict:
+        """The one reader of checkpoints (:meth:`load`, resumed fits): ``torch.load`` with
+        ``weights_only=True`` on the CPU, checked to be this estimator's."""
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: torch.load could not "
+                             f"read it safely ({type(err).__name__})") from err
+        if not isinstance(state, dict):
+            raise ValueError(f"{path} is not a {cls.__name__} checkpoint: it holds a "
+                             f"{type(state).__name__}")
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("estimator") != cls.__name__:
+            raise ValueError(
+                f"{path} is not a {cls.__name__} checkpoint (estimator={state.get('estimator')!r}, "
+                f"format={state.get('format')!r})"
+            )
+        return state
+
+    def _write_checkpoint(self, state: dict) -> None:
+        """The one writer of ``checkpoint_path`` during training (atomically; under
+        torch.distributed only one rank is to write)."""
+        atomic_save(state, self.checkpoint_path)
+
+    # -- resumable training -----------------------------------------------------
+
+    def _checkpoint(self, phase: str, epoch: int, optimizers: dict | None = None,
+                    generators: dict | None = None, fitted: bool = True) -> None:
+        """Write the checkpoint of a fit in progress: the fitted model as :meth:`save` writes
+        it (``fitted=False``: not yet one, e.g. during pretraining) and the "training" entry
+        that :meth:`_resume_model` and :meth:`_resume_loop` read back. ``epoch``: the epochs
+        of ``phase`` done. Draws no random numbers, so checkpoints never change a result."""
+        state = self._model_state(fitted)
+        state["training"] = {
+            "phase": phase,
+            "epoch": int(epoch),
+            "fingerprint": self._fingerprint,
+            # the same tensors as the fitted model's: torch.save stores them once
+            "modules": {n: m.state_dict() for n, m in self._checkpoint_modules().items()},
+            "tensors": ({k: v.detach().cpu() for k, v in self._fitted_tensors().items()}
+                        if fitted else {}),
+            "labels": torch.as_tensor(self.labels_) if fitted else None,
+            "optimizers": {n: o.state_dict() for n, o in (optimizers or {}).items()},
+            "generators": {n: g.get_state() for n, g in (generators or {}).items()},
+            "history": list(self.history_) if hasattr(self, "history_") else None,
+        }
+        self._write_checkpoint(state)
+
+    def _resumed(self, *phases: str) -> dict | None:
+        """The training entry this fit resumes from, if it was written in one of ``phases``
+        (any phase when none is named); None when starting fresh."""
+        entry = getattr(self, "_resume_entry", None)
+        if entry is None or (phases and entry["phase"] not in phases):
+            return None
+        return entry
+
+    def _resume_model(self, entry: dict) -> None:
+        """Load a training entry's module weights, fitted tensors, labels and history (before
+        the optimizers over those tensors are made)."""
+        device = self._device()
+        for name, module in self._checkpoint_modules().items():
+            module.load_state_dict(entry["modules"][name])
+        if entry["tensors"]:
+            self._load_fitted_tensors({k: v.to(device) for k, v in entry["tensors"].items()})
+        if entry["labels"] is not None:
+            self.labels_ = entry["labels"].numpy()
+        if entry["history"] is not None:
+            self.history_ = list(entry["history"])
+
+    def _resume_loop(self, entry: dict, optimizers: dict | None = None,
+                     generators: dict | None = None) -> int:
+        """Load a training entry's optimizer and generator states; returns the epochs done."""
+        for name, optimizer in (optimizers or {}).items():
+            optimizer.load_state_dict(entry["optimizers"][name])
+        for name, generator in (generators or {}).items():
+            generator.set_state(entry["generators"][name])
+        return entry["epoch"]
+
+    def _checkpoint_modules(self) -> dict[str, nn.Module]:
+        """The modules whose weights a resumed fit needs: :meth:`_modules`, and any network a
+        model trains or uses during the fit without keeping it."""
+        return self._modules()
+
+    def _params_fingerprint(self) -> dict[str, str]:
+        """The hyperparameters a resumed fit must share with its checkpoint, as text (a
+        network passed as a parameter by a checksum of its weights)."""
+        skip = {"verbose", "device", "checkpoint_path", "checkpoint_every"}
+        return {k: (f"network {tensor_checksum(v.state_dict().values())}"
+                    if isinstance(v, nn.Module) else repr(v))
+                for k, v in sorted(self.get_params(deep=False).items()) if k not in skip}
+
+    def _checked_training_entry(self) -> dict:
+        """The training entry of the checkpoint at ``checkpoint_path``, or a ValueError when it
+        has none or was written for other hyperparameters or other data."""
+        path, name = os.fspath(self.checkpoint_path), type(self).__name__
+        entry = self._read_checkpoint(path).get("training")
+        if entry is None:
+            raise ValueError(f"{name}: cannot resume from {path!r}: it holds no training state "
+                             "(written by save() or an older pydeepclust); remove it or fit "
+                             "without resume")
+        for kind, saved in entry["fingerprint"].items():
+            now = self._fingerprint[kind]
+            differ = [f"{k}: {saved.get(k, '(none)')} in the checkpoint, {now.get(k, '(none)')} "
+                      "now" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+            if differ:
+                what = "hyperparameters" if kind == "params" else "data"
+                raise ValueError(f"{name}: cannot resume from {path!r}: it was written for other "
+                                 f"{what} ({'; '.join(differ)})")
+        return entry
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -418,6 +562,22 @@ def check_device(device, owner: str) -> torch.device:
         raise ValueError(f"{owner}: device must be 'cpu', 'cuda', 'cuda:N' or None, "
                          f"got {device!r}")
     return resolved
+
+
+def tensor_checksum(tensors) -> str:
+    """An exact checksum (BLAKE2b) of the bytes, shapes and dtypes of ``tensors``."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def data_fingerprint(X: Tensor) -> dict[str, str]:
+    """What a resumed fit compares of its data: the shape and an exact checksum."""
+    return {"n_samples": str(X.shape[0]), "sample_shape": str(tuple(X.shape[1:])),
+            "checksum": tensor_checksum([X])}
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
