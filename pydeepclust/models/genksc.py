@@ -71,7 +71,8 @@ class GenKSC(DeepClusterer):
             gradient where clamped) — a linear kernel on signed features can give degrees
             ≤ 0, whose inverse would blow up.
         random_state, device (None: CUDA when available), verbose (tqdm progress).
-        checkpoint_path, checkpoint_every: save the model every that many epochs.
+        checkpoint_path, checkpoint_every: save the model every that many epochs and at
+            the end; ``fit(X, resume=True)`` continues from that checkpoint.
 
     Attributes after ``fit``: ``labels_``, ``codes_`` (k × m simplex codes), ``U_``,
     ``center_`` (weighted centre of the training features),
@@ -221,28 +222,35 @@ class GenKSC(DeepClusterer):
         self._check_checkpoint_params()
         self._build(tuple(X.shape[1:]))
         device = self._device()
-        nets = list(self.encoder_.parameters()) + list(self.decoder_.parameters())
-        opt = torch.optim.AdamW(nets, lr=self.lr_, weight_decay=self.weight_decay)
-        opt_u = CayleyAdam([self.U_], lr=self.lr_stiefel_)
-        gen = self._generator(offset=1)
         self.history_ = []
+        resumed = self._resumed()
+        if resumed:
+            self._resume_model(resumed)  # U_ first: the optimizer holds it
+        nets = list(self.encoder_.parameters()) + list(self.decoder_.parameters())
+        optimizers = {"networks": torch.optim.AdamW(nets, lr=self.lr_,
+                                                    weight_decay=self.weight_decay),
+                      "U": CayleyAdam([self.U_], lr=self.lr_stiefel_)}
+        generators = {"batches": self._generator(offset=1)}
+        start = self._resume_loop(resumed, optimizers, generators) if resumed else 0
         X_train = self._training_data(X)
-        epochs = self._progress(range(self.epochs), desc="GenKSC", total=self.epochs)
+        epochs = self._progress(range(start, self.epochs), desc="GenKSC",
+                                total=self.epochs - start)
         for epoch in epochs:
             self.encoder_.train()
             self.decoder_.train()
             with_cluster = epoch >= self.warmup_epochs_
             sums: dict[str, float] = {}
             batches = 0
-            for idx in self._minibatches(len(X), self.batch_size_, gen, drop_last=True):
+            for idx in self._minibatches(len(X), self.batch_size_, generators["batches"],
+                                         drop_last=True):
                 parts = self.losses(X_train[idx].to(device), with_cluster)
                 loss = self._total(parts)
                 self._check_loss(loss, epoch, parts)
-                opt.zero_grad(set_to_none=True)
-                opt_u.zero_grad(set_to_none=True)
+                for opt in optimizers.values():
+                    opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
-                opt_u.step()
+                for opt in optimizers.values():
+                    opt.step()
                 for k, v in parts.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 batches += 1
@@ -253,10 +261,8 @@ class GenKSC(DeepClusterer):
             self._finalize(X_train)
             if self.align_codes and epoch + 1 == self.warmup_epochs_:
                 self._align_codes(X_train)
-            if self._checkpoint_due(epoch):
-                self.save(self.checkpoint_path)
-        if self.checkpoint_path:
-            self.save(self.checkpoint_path)
+            if self._checkpoint_due(epoch) or (self.checkpoint_path and epoch + 1 == self.epochs):
+                self._checkpoint("training", epoch + 1, optimizers, generators)
 
     def _finalize(self, X: Tensor) -> None:
         """Centre and degrees of the whole training set; labels of the training data."""

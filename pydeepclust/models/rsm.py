@@ -221,7 +221,8 @@ class RSM(DeepClusterer):
         device: "cpu", "cuda" or None (cuda when available).
         verbose: progress bar with the loss terms.
         checkpoint_path, checkpoint_every: save the model (labels included) every that many
-            epochs, and at the end.
+            epochs, and at the end (and the autoencoder pretrained here, before the first
+            epoch); ``fit(X, resume=True)`` continues from that checkpoint.
 
     Attributes after ``fit``: ``labels_``, ``cluster_centers_`` (k-means centres in the
     embedding), ``whitening_`` (k x k: ``transform(X) = f(X) @ whitening_`` has orthonormal
@@ -360,10 +361,7 @@ class RSM(DeepClusterer):
         self.autoencoder_ = None
         with self._seeded():
             if self.network_input == "autoencoder":
-                self.autoencoder_ = Autoencoder(
-                    sample_shape, self.latent_dim, "mlp",
-                    check_widths(self.autoencoder_hidden, "RSM: autoencoder_hidden"))
-                self.autoencoder_.to(self._device()).eval()
+                self.autoencoder_ = self._new_autoencoder(sample_shape)
                 d = self.latent_dim
             if self.arch == "mlp":
                 net = nn.Sequential(nn.Flatten(), mlp([d, *hidden, k]))
@@ -374,6 +372,12 @@ class RSM(DeepClusterer):
             else:
                 raise ValueError(f"RSM: arch must be 'mlp' or 'conv', got {self.arch!r}")
         self.network_ = net.to(self._device())
+
+    def _new_autoencoder(self, sample_shape) -> Autoencoder:
+        """An (untrained) autoencoder of ``latent_dim`` and ``autoencoder_hidden``."""
+        net = Autoencoder(sample_shape, self.latent_dim, "mlp",
+                          check_widths(self.autoencoder_hidden, "RSM: autoencoder_hidden"))
+        return net.to(self._device()).eval()
 
     def _modules(self) -> dict[str, nn.Module]:
         if self.autoencoder_ is None:
@@ -392,38 +396,56 @@ class RSM(DeepClusterer):
                              f"{tuple(X.shape[1:])}")
         self._build(tuple(X.shape[1:]))
         device = self._device()
+        self.history_ = []
+        resumed = self._resumed()
+        if resumed:
+            if "coder" in resumed["modules"]:  # weights loaded next
+                with self._seeded(offset=5):
+                    self._coder = self._new_autoencoder(tuple(X.shape[1:]))
+            self._resume_model(resumed)
         A, X = self._training_inputs(X)
         self.lr_ = self.lr if self.lr is not None else (
             3e-3 if self._input_dim(tuple(X.shape[1:])) <= 256 else 1e-3)
-        optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr_)
-        batches, draws = self._generator(offset=1), self._generator(offset=2)
-        self.history_ = []
+        optimizers = {"network": torch.optim.Adam(self.network_.parameters(), lr=self.lr_)}
+        generators = {"batches": self._generator(offset=1), "draws": self._generator(offset=2)}
+        start = self._resume_loop(resumed, optimizers, generators) if resumed else 0
         self.batch_size_, self.epochs_ = self._batch_size(len(X)), self._epochs(len(X))
-        bar = self._progress(range(self.epochs_), desc="RSM", total=self.epochs_)
+        if self.checkpoint_path and start == 0 and "autoencoder" in (self.affinity_on,
+                                                                     self.network_input):
+            # the pretrained autoencoder, so that a resumed fit does not pretrain it again
+            self._checkpoint("training", 0, optimizers, generators, fitted=False)
+        bar = self._progress(range(start, self.epochs_), desc="RSM", total=self.epochs_ - start)
         for epoch in bar:
             self.network_.train()
             sums = {"cut": 0.0, "penalty": 0.0}
             steps = 0
-            for idx in self._minibatches(len(X), self.batch_size_, batches, drop_last=True):
+            for idx in self._minibatches(len(X), self.batch_size_, generators["batches"],
+                                         drop_last=True):
                 x, a = X[idx].to(device), A[idx].to(device)
-                parts = self._batch_loss(x, a, draws)
+                parts = self._batch_loss(x, a, generators["draws"])
                 loss = parts["cut"] + parts["penalty"]
                 self._check_loss(loss, epoch, parts)
-                optimizer.zero_grad(set_to_none=True)
+                optimizers["network"].zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                optimizers["network"].step()
                 for name, value in parts.items():
                     sums[name] += float(value.detach())
                 steps += 1
             self.history_.append({name: value / steps for name, value in sums.items()})
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({n: f"{v:.3g}" for n, v in self.history_[-1].items()})
-            if self._checkpoint_due(epoch):
-                self._cluster(X)
-                self.save(self.checkpoint_path)
-        self._cluster(X)
+            if self._checkpoint_due(epoch) and epoch + 1 < self.epochs_:
+                self._cluster(X)  # draws from no training generator
+                self._checkpoint("training", epoch + 1, optimizers, generators)
+        self._cluster(X)  # the same again when resumed from the final checkpoint
         if self.checkpoint_path:
-            self.save(self.checkpoint_path)
+            self._checkpoint("training", self.epochs_, optimizers, generators)
+        self.__dict__.pop("_coder", None)
+
+    def _checkpoint_modules(self) -> dict[str, nn.Module]:
+        """With the modules, the autoencoder pretrained here for the graph alone."""
+        coder = getattr(self, "_coder", None)
+        return self._modules() if coder is None else {**self._modules(), "coder": coder}
 
     def _training_inputs(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """(what the graph is built on, what f maps): flattened x or the autoencoder code."""
@@ -438,14 +460,18 @@ class RSM(DeepClusterer):
             if tuple(net.sample_shape) != tuple(X.shape[1:]):
                 raise ValueError(f"RSM: autoencoder was built for samples of shape "
                                  f"{net.sample_shape}, X has {tuple(X.shape[1:])}")
+        elif self._resumed():  # pretrained before the checkpoint: autoencoder_ or _coder
+            net = self.autoencoder_ if self.autoencoder_ is not None else self._coder
         else:
             net = pretrain_autoencoder(X, latent_dim=self.latent_dim,
                                        hidden=tuple(self.autoencoder_hidden),
                                        epochs=self.pretrain_epochs, batch_size=256,
                                        random_state=self._int_seed(offset=4), device=self.device,
                                        verbose=self.verbose)
-        if self.autoencoder_ is not None:  # part of the model: keep a copy of its weights
-            try:
+            if self.autoencoder_ is None:  # not part of the model: kept for checkpoints
+                self._coder = net
+        if self.autoencoder_ is not None and net is not self.autoencoder_:
+            try:  # part of the model: keep a copy of its weights
                 self.autoencoder_.load_state_dict(net.state_dict())
             except RuntimeError as err:
                 raise ValueError("RSM: the given autoencoder does not match latent_dim="
