@@ -281,25 +281,26 @@ def _small(cls):
     return {k: v for k, v in SMALL.items() if cls is ACeDeC or k not in ("n_init", "init_steps")}
 
 
-@pytest.mark.parametrize("every, saves", [(1, 5), (2, 3), (10, 2)])
+@pytest.mark.parametrize("every, saves", [(1, 4), (2, 3), (10, 2)])
 @pytest.mark.parametrize("cls", [ACeDeC, DCN])
 def test_checkpoints_along_the_way_leave_the_result_unchanged(cls, every, saves, blobs,
                                                               tmp_path, monkeypatch):
     X = blobs[0]
     params = {**_small(cls), "epochs": 3}
     plain = cls(3, random_state=0, **params).fit(X)
-    saved = []  # (labels, centroids) at each save
-    original_save = cls.save
+    saved = []  # (labels, centroids) at each save of a fitted model
+    original_write = cls._write_checkpoint
 
-    def recording_save(self, path):
-        saved.append((self.labels_.copy(), self.centroids_.clone()))
-        original_save(self, path)
+    def recording_write(self, state):
+        if "labels" in state:  # not the pretraining checkpoints
+            saved.append((self.labels_.copy(), self.centroids_.clone()))
+        original_write(self, state)
 
-    monkeypatch.setattr(cls, "save", recording_save)
+    monkeypatch.setattr(cls, "_write_checkpoint", recording_write)
     path = tmp_path / "ckpt.pt"
     model = cls(3, random_state=0, checkpoint_path=str(path), checkpoint_every=every,
                 **params).fit(X)
-    # after the start, after every `every` clustering epochs, at the end
+    # after the start, after every `every` clustering epochs before the last, at the end
     assert len(saved) == saves
     np.testing.assert_array_equal(model.labels_, plain.labels_)
     torch.testing.assert_close(model.centroids_, plain.centroids_, rtol=0, atol=0)
@@ -435,16 +436,18 @@ def test_cli_fit(model, tmp_path, capsys):
 @pytest.mark.parametrize("model, saves", [("acedec", 4), ("dcn", 4), ("ae-kmeans", 1)])
 def test_cli_checkpoints_the_models_trained_over_epochs(model, saves, tmp_path, monkeypatch):
     saved = []
-    original_save = DeepClusterer.save
+    original_save, original_write = DeepClusterer.save, DeepClusterer._write_checkpoint
     monkeypatch.setattr(DeepClusterer, "save",
                         lambda self, path: (saved.append(str(path)), original_save(self, path)))
+    monkeypatch.setattr(DeepClusterer, "_write_checkpoint", lambda self, state: (
+        saved.append(str(self.checkpoint_path)), original_write(self, state)))
     out = tmp_path / model
     epochs = [] if model == "ae-kmeans" else ["--epochs", "2"]  # AE + k-means: no such epochs
     assert cli_main(["fit", model, "--data", "digits012", "--quiet", "--no-pictures", "--out",
                      str(out), "--checkpoint-every", "1", "--hidden", "16", "--latent-dim", "3",
                      "--pretrain-epochs", "1", *epochs]) == 0
-    # ACe/DeC and DCN: after the start, after each of the 2 epochs, at the end (the CLI does
-    # not save again); AE + k-means: the CLI's one save
+    # ACe/DeC and DCN: after the pretraining, after the start, after the first of the 2
+    # epochs, at the end (the CLI does not save again); AE + k-means: the CLI's one save
     assert saved == [str(out / "model.pt")] * saves
     params = json.loads((out / "metrics.json").read_text())["params"]
     assert params.get("checkpoint_every") == (None if model == "ae-kmeans" else 1)

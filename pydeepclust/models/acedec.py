@@ -153,32 +153,46 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
     def _fit(self, X: Tensor) -> None:
         self._check_params()
         self._check_checkpoint_params()
-        self._pretrained_autoencoder(X)
-        self._init_clustering(self._embed(X))
-        self._save_checkpoint(X)  # the pretrained network and the start: the costly part
-        optimizer = self._optimizer()
-        generator = self._generator(offset=4)
+        self._pretrained_autoencoder(X)  # resumed, or skipped when resuming the clustering
+        resumed = self._resumed("clustering")
+        if resumed:
+            self._resume_model(resumed)  # V_ and b_ first: the optimizer holds them
+        else:
+            self._init_clustering(self._embed(X))
+        optimizers = {"optimizer": self._optimizer()}
+        generators = {"batches": self._generator(offset=4)}
+        if resumed:
+            start = self._resume_loop(resumed, optimizers, generators)
+        else:  # the pretrained network and the start: the costly part
+            start = 0
+            self._save_checkpoint(X, 0, optimizers, generators)
         X_train = self._training_data(self.autoencoder_.normalize(X))  # losses in its units
-        for epoch in self._progress(range(self.epochs), "clustering"):
-            self._clustering_epoch(X_train, optimizer, generator, epoch)
-            if self._checkpoint_due(epoch):
-                self._save_checkpoint(X)
+        for epoch in self._progress(range(start, self.epochs), "clustering"):
+            self._clustering_epoch(X_train, optimizers["optimizer"], generators["batches"], epoch)
+            if self._checkpoint_due(epoch) and epoch + 1 < self.epochs:
+                self._save_checkpoint(X, epoch + 1, optimizers, generators)
         self.autoencoder_.eval()
         with torch.no_grad():
             Z = self._embed(X)
             if self.final_recluster:
-                self._recluster(Z)
+                self._recluster(Z)  # the same again when resumed from the final checkpoint
             self.labels_ = self._assign(Z).cpu().numpy()
         if self.checkpoint_path:
-            self.save(self.checkpoint_path)
+            self._checkpoint("clustering", self.epochs, optimizers, generators)
 
-    def _save_checkpoint(self, X: Tensor) -> None:
+    def _save_checkpoint(self, X: Tensor, epoch: int, optimizers: dict, generators: dict) -> None:
         """With ``checkpoint_path``: the labels of X under the current network and centroids,
-        then :meth:`save` (no randomness is drawn, so checkpoints do not change the result)."""
+        then the checkpoint of clustering epoch ``epoch`` (no randomness is drawn, so
+        checkpoints do not change the result)."""
         if self.checkpoint_path:
             with torch.no_grad():
                 self.labels_ = self._assign(self._embed(X)).cpu().numpy()
-            self.save(self.checkpoint_path)
+            self._checkpoint("clustering", epoch, optimizers, generators)
+
+    def _load_fitted_tensors(self, tensors) -> None:
+        super()._load_fitted_tensors(tensors)
+        for param in self._extra_parameters():  # trained on when a fit resumes
+            param.requires_grad_(True)
 
     def _recluster(self, Z: Tensor) -> None:
         """k-means (10 starts) on the final embedding, in the metric of the assignments; the
@@ -321,10 +335,11 @@ class ACeDeC(_CentroidDeepClusterer):
             each batch (:func:`~pydeepclust.data.random_affine`) is pulled to the centroids of
             the originals; the autoencoder pretrained here also sees augmented images.
         random_state: seeds everything; the same value gives the same labels.
-        checkpoint_path, checkpoint_every: save the model (labels included) after pretraining
-            and the start, every that many clustering epochs, and at the end; a run cut off
-            during clustering keeps its pretrained network: pass
-            ``ACeDeC.load(path).autoencoder_`` as ``autoencoder=`` to start again from it.
+        checkpoint_path, checkpoint_every: save the training state every that many
+            pretraining epochs and at their end, and the model (labels included) after the
+            start, every that many clustering epochs, and at the end; ``fit(X, resume=True)``
+            continues from that checkpoint (a run killed during clustering does not pretrain
+            again).
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
     ``cluster_dims_`` (rotated dimensions with beta_cs > 0.55, the authors' hardening,
