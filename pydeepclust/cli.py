@@ -96,8 +96,11 @@ def cmd_fit(args) -> int:
     checkpoint = os.path.join(args.out, "model.pt")
     if "checkpoint_path" in model.get_params():  # trained over epochs: save along the way
         model.set_params(checkpoint_path=checkpoint, checkpoint_every=args.checkpoint_every)
+    elif args.resume:
+        raise ValueError(f"--resume: {args.model} is not trained over epochs (no checkpoints "
+                         "to resume from)")
     start = time.perf_counter()
-    model.fit(X)
+    model.fit(X, resume=args.resume)
     wall = time.perf_counter() - start
     results = {"model": args.model, "data": train.name, "n_samples": len(train),
                "seed": args.seed, "fit_seconds": round(wall, 2),
@@ -255,6 +258,9 @@ def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/latest", help="output folder")
     p.add_argument("--checkpoint-every", type=int, default=10,
                    help="epochs between checkpoints to OUT/model.pt (GenKSC, RSM, ACe/DeC, DCN)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the fit whose checkpoint is OUT/model.pt (same options and "
+                        "data; a missing file starts afresh), ending as an uninterrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-pictures", action="store_true", help="skip the pictures")
 
@@ -287,6 +293,9 @@ def _add_reproduce_parser(sub) -> None:
                    "fashion-mnist; default: $PYDEEPCLUST_MNIST / the Debian package)")
     p.add_argument("--pictures", default=None, metavar="DIR",
                    help="save each run's pictures (GenKSC traversals, ACe/DeC views) here")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the fit whose checkpoint is OUT/model.pt (same options and "
+                        "data; a missing file starts afresh), ending as an uninterrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
 
