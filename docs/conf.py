@@ -41,8 +41,10 @@ autodoc_default_options = {
     "show-inheritance": True,
     # scikit-learn adds these metadata-routing setters to every estimator class; their
     # docstrings point into scikit-learn's own glossary, which this site does not have.
+    # The model modules' command-line hooks are the fit subcommand's (cli.rst), not API.
     "exclude-members": "set_fit_request, set_predict_request, set_transform_request, "
-                       "set_score_request, set_partial_fit_request",
+                       "set_score_request, set_partial_fit_request, "
+                       "add_cli_arguments, from_cli, cli_outputs",
 }
 autodoc_mock_imports = []
 napoleon_google_docstring = True
