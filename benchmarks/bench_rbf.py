@@ -35,6 +35,29 @@ def test_rbf_ratio_cut_forward_backward(benchmark, device, impl, n):
              flops=6 * n * n * d + 2 * n * n * (k + 1))
 
 
+@pytest.mark.parametrize("m", [4096, 16384])
+def test_rbf_ratio_cut_rows_forward_backward(benchmark, device, impl, m):
+    """One rank's share of a 2-rank data-parallel step: m / 2 rows against all m columns,
+    gradients for all four inputs (rows and gathered columns)."""
+    d, k, n = 784, 10, m // 2
+    g = torch.Generator().manual_seed(0)
+    Xc = torch.randn(m, d, generator=g).to(device).requires_grad_()
+    Zc = torch.randn(m, k, generator=g).to(device).requires_grad_()
+    X = Xc.detach()[:n].clone().requires_grad_()
+    Z = Zc.detach()[:n].clone().requires_grad_()
+    sigma = ops.sample_bandwidths(Xc.detach(), generator=g)
+
+    def step():
+        cut, degree = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, row_offset=0)
+        return torch.autograd.grad(cut / degree.sum(), (X, Z, Xc, Zc))
+
+    # least work: the Gram tiles X Xc^T (forward and backward), S [Zc, 1, q], S^T [Z, 1],
+    # and W Xc, W^T X; the four inputs read, their gradients written.
+    run_case(benchmark, f"rbf_ratio_cut_rows fwd+bwd n={n} m={m} d={d} k={k}", device, step,
+             rounds={4096: 3, 16384: 1}[m], bytes=8 * (n + m) * (d + k),
+             flops=8 * n * m * d + 6 * n * m * (k + 1))
+
+
 @pytest.mark.parametrize("B, n", [(64, 256), (1, 2048)])
 def test_rbf_affinity(benchmark, device, impl, B, n):
     X = torch.randn(B, n, 64, device=device)

@@ -34,6 +34,15 @@ TORCH_LIBRARY(pydeepclust, m) {
   m.def(
       "rbf_ratio_cut_backward_x(Tensor X, Tensor Z, Tensor sigma, Tensor grad_cut, "
       "Tensor grad_degree, bool zero_diagonal) -> Tensor");
+  // Rectangular form for data-parallel RSM (DESIGN §6): rows X, Z (a rank's slice, starting at
+  // row row_offset of the gathered batch) against columns Xc, Zc (the gathered batch).
+  m.def(
+      "rbf_ratio_cut_rows(Tensor X, Tensor Z, Tensor Xc, Tensor Zc, Tensor sigma, int row_offset, "
+      "bool zero_diagonal) -> (Tensor cut, Tensor degree, Tensor SZ)");
+  m.def(
+      "rbf_ratio_cut_rows_backward(Tensor X, Tensor Z, Tensor Xc, Tensor Zc, Tensor sigma, "
+      "Tensor grad_cut, Tensor grad_degree, int row_offset, bool zero_diagonal, "
+      "bool[3] output_mask) -> (Tensor grad_X, Tensor grad_Xc, Tensor grad_Zc)");
 
   // Low-rank Cayley retraction on the Stiefel manifold (DESIGN §3d).
   m.def("cayley_retraction(Tensor X, Tensor G, Tensor tau) -> Tensor");

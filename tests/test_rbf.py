@@ -356,6 +356,295 @@ def test_raw_ops_reject_bad_input():
         torch.ops.pydeepclust.rbf_ratio_cut(X, Z.double(), torch.tensor(1.0), True)
 
 
+# ---------------------------------------------------------------- rectangular (row-slice) ratio cut
+
+
+def dense_rows(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal):
+    """The partial cut and row degrees straight from their definition, in float64."""
+    X, Z, Xc, Zc = (t.double() for t in (X, Z, Xc, Zc))
+    c = (1 / (2 * sigma.double().square())).reshape(sigma.shape + (1, 1))
+    S = torch.exp(-c * torch.cdist(X, Xc).square())
+    if zero_diagonal:
+        n, m = X.shape[-2], Xc.shape[-2]
+        self_pair = torch.arange(n).unsqueeze(1) + row_offset == torch.arange(m)
+        S = torch.where(self_pair.to(S.device), torch.zeros_like(S), S)
+    return (S * torch.cdist(Z, Zc).square()).sum((-1, -2)), S.sum(-1)
+
+
+def rows_case(batch, n, m, d, k, row_offset, dtype, device, independent=False, seed=0):
+    """Columns (Xc, Zc) and rows: the columns row_offset .. row_offset + n (a rank's slice),
+    or independent data when ``independent``."""
+    Xc = data((*batch, m, d), dtype, device, seed)
+    Zc = data((*batch, m, k), dtype, device, seed + 1)
+    if independent:
+        return data((*batch, n, d), dtype, device, seed + 2), \
+            data((*batch, n, k), dtype, device, seed + 3), Xc, Zc
+    return Xc[..., row_offset:row_offset + n, :], Zc[..., row_offset:row_offset + n, :], Xc, Zc
+
+
+ROWS_CASES = [
+    # batch, n, m, d, k, row_offset, zero_diagonal, independent rows
+    ((), 0, 5, 3, 2, 0, True, False),        # empty slice
+    ((), 0, 5, 3, 2, 5, True, False),        # empty slice at the end
+    ((), 1, 1, 4, 2, 0, True, False),        # one row, its own only column
+    ((), 1, 9, 4, 2, 4, True, False),        # one row in the middle
+    ((), 7, 30, 5, 3, 0, True, False),       # first slice
+    ((), 10, 30, 5, 3, 11, True, False),     # middle slice
+    ((), 12, 30, 5, 3, 18, True, False),     # last slice
+    ((), 30, 30, 5, 3, 0, True, False),      # the whole batch
+    ((), 12, 30, 5, 3, 18, False, False),
+    ((), 8, 20, 4, 2, 0, False, True),       # unrelated rows and columns
+    ((), 25, 10, 4, 2, 0, False, True),      # more rows than columns
+    ((), 3, 0, 4, 2, 0, False, True),        # no columns
+    ((3,), 9, 27, 6, 4, 9, True, False),     # batched
+    ((2,), 5, 11, 3, 2, 0, False, True),
+    ((1,), 4, 12, 3, 2, 8, True, False),
+    ((), 1100, 2300, 12, 3, 1200, True, False),  # several CPU blocks both ways, uneven ends
+]
+
+
+@pytest.mark.parametrize("case", ROWS_CASES, ids=lambda c: f"B{c[0]}-n{c[1]}-m{c[2]}-off{c[5]}-"
+                         f"{'zd' if c[6] else 'nd'}{'-indep' if c[7] else ''}")
+def test_ratio_cut_rows_matches_reference(case, dtype, device):
+    batch, n, m, d, k, row_offset, zero_diagonal, independent = case
+    X, Z, Xc, Zc = rows_case(batch, n, m, d, k, row_offset, dtype, device, independent)
+    sigma = bandwidths(Xc) if m > 1 else Xc.new_ones(batch)
+    cut, degree = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal)
+    assert cut.shape == batch and degree.shape == (*batch, n)
+    assert cut.dtype == dtype and degree.dtype == dtype
+    with ops.use_backend("reference"):
+        ref_cut, ref_degree = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, row_offset,
+                                                     zero_diagonal)
+    rtol, atol = cut_tolerances(dtype)
+    torch.testing.assert_close(cut, ref_cut, rtol=rtol, atol=atol)
+    torch.testing.assert_close(degree, ref_degree, rtol=rtol, atol=atol)
+    dense_cut, dense_degree = dense_rows(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal)
+    torch.testing.assert_close(cut.double(), dense_cut, rtol=rtol, atol=atol)
+    torch.testing.assert_close(degree.double(), dense_degree, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("case", [c for c in ROWS_CASES if c[1] * c[2] < 10**6],
+                         ids=lambda c: f"B{c[0]}-n{c[1]}-m{c[2]}-off{c[5]}-{c[6]}")
+def test_ratio_cut_rows_gradients_match_reference(case, dtype, device):
+    """All four gradients, for upstream gradients on both the cut and the row degrees."""
+    batch, n, m, d, k, row_offset, zero_diagonal, independent = case
+    X, Z, Xc, Zc = (t.detach().clone().requires_grad_()
+                    for t in rows_case(batch, n, m, d, k, row_offset, dtype, device, True))
+    sigma = bandwidths(Xc.detach()) if m > 1 else X.new_ones(batch)
+    g_cut = data(batch, dtype, device, seed=7)
+    g_degree = data((*batch, n), dtype, device, seed=8)
+
+    def grads():
+        cut, degree = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal)
+        return torch.autograd.grad((cut, degree), (X, Z, Xc, Zc), (g_cut, g_degree))
+
+    got = grads()
+    with ops.use_backend("reference"):
+        ref = grads()
+    for g, r, name in zip(got, ref, ("X", "Z", "X_cols", "Z_cols")):
+        assert g.shape == r.shape, name
+        scale = r.abs().max() if r.numel() else 1
+        scale = scale if scale > 0 else 1
+        torch.testing.assert_close(g / scale, r / scale, rtol=0,
+                                   atol=1e-4 if dtype == torch.float32 else 1e-11, msg=name)
+
+
+@pytest.mark.parametrize("wanted", [(0,), (1,), (2,), (3,), (0, 3), (1, 2)])
+def test_ratio_cut_rows_gradient_of_some_inputs(wanted, device, backend):
+    """Only some inputs need a gradient (e.g. the columns detached): those are exact."""
+    X, Z, Xc, Zc = rows_case((), 6, 15, 4, 2, 3, torch.float64, device, independent=True)
+    sigma = bandwidths(Xc)
+    inputs = [t.clone().requires_grad_(i in wanted) for i, t in enumerate((X, Z, Xc, Zc))]
+    cut, degree = ops.rbf_ratio_cut_rows(*inputs, sigma, 3, True)
+    got = torch.autograd.grad(cut + degree.sum(), [inputs[i] for i in wanted])
+    full = [t.clone().requires_grad_() for t in (X, Z, Xc, Zc)]
+    with ops.use_backend("reference"):
+        cut, degree = ops.rbf_ratio_cut_rows(*full, sigma, 3, True)
+        ref = torch.autograd.grad(cut + degree.sum(), full)
+    for g, i in zip(got, wanted):
+        torch.testing.assert_close(g, ref[i], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+def test_ratio_cut_rows_equals_square_op_on_the_whole_batch(zero_diagonal, dtype, device):
+    """rows = cols, row_offset 0: the square op's cut, degrees and gradients; the row and
+    column gradients of Z add up to 4 g (D Z - S Z)."""
+    X = data((2, 40, 6), dtype, device).requires_grad_()
+    Z = data((2, 40, 3), dtype, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+    rtol, atol = cut_tolerances(dtype)
+    cut, degree = ops.rbf_ratio_cut_rows(X, Z, X, Z, sigma, 0, zero_diagonal)
+    square = ops.rbf_ratio_cut(X, Z, sigma, "sum", zero_diagonal)
+    _, ref_degree, _ = reference.rbf_ratio_cut(X.detach(), Z.detach(), sigma, zero_diagonal)
+    torch.testing.assert_close(cut, square, rtol=rtol, atol=atol)
+    torch.testing.assert_close(degree, ref_degree, rtol=rtol, atol=atol)
+    # gradients of the degree-normalised loss (cut and degrees both carry upstream gradient)
+    loss = (cut / degree.sum(-1)).sum()
+    got = torch.autograd.grad(loss, (X, Z))
+    ref = torch.autograd.grad(ops.rbf_ratio_cut(X, Z, sigma, "degree", zero_diagonal).sum(),
+                              (X, Z))
+    for g, r in zip(got, ref):
+        scale = r.abs().max()
+        torch.testing.assert_close(g / scale, r / scale, rtol=0,
+                                   atol=1e-4 if dtype == torch.float32 else 1e-11)
+    # Z as rows and as columns separately: grad Z_rows + grad Z_cols = 4 g (D Z - S Z)
+    Zr, Zc = Z.detach().clone().requires_grad_(), Z.detach().clone().requires_grad_()
+    cut, _ = ops.rbf_ratio_cut_rows(X.detach(), Zr, X.detach(), Zc, sigma, 0, zero_diagonal)
+    g_rows, g_cols = torch.autograd.grad(cut.sum() * 1.5, (Zr, Zc))
+    S = reference.rbf_affinity(X.detach(), sigma, zero_diagonal)
+    expected = 4 * 1.5 * (S.sum(-1, keepdim=True) * Z.detach() - S @ Z.detach())
+    scale = expected.abs().max()
+    torch.testing.assert_close((g_rows + g_cols) / scale, expected / scale, rtol=0,
+                               atol=1e-4 if dtype == torch.float32 else 1e-11)
+
+
+@pytest.mark.parametrize("bounds", [(0, 17, 40), (0, 10, 25, 40), (0, 1, 39, 40), (0, 0, 40)])
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+@pytest.mark.parametrize("batched", [False, True])
+def test_ratio_cut_rows_slices_sum_to_the_square_op(bounds, zero_diagonal, batched, device):
+    """The data-parallel identity: rank slices of the rows against the whole batch; the
+    cuts and degree sums add up to the square op's, and so do the gradients (each x_i
+    gets its row gradient from its slice and its column gradients from every slice)."""
+    shape = (3, 40) if batched else (40,)
+    X = data((*shape, 5), torch.float64, device).requires_grad_()
+    Z = data((*shape, 3), torch.float64, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+    parts = [ops.rbf_ratio_cut_rows(X[..., a:b, :], Z[..., a:b, :], X, Z, sigma, a,
+                                    zero_diagonal) for a, b in zip(bounds, bounds[1:])]
+    cut = sum(p[0] for p in parts)
+    degree = torch.cat([p[1] for p in parts], -1)
+    square_cut = ops.rbf_ratio_cut(X, Z, sigma, "sum", zero_diagonal)
+    _, square_degree, _ = reference.rbf_ratio_cut(X.detach(), Z.detach(), sigma, zero_diagonal)
+    torch.testing.assert_close(cut, square_cut, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(degree, square_degree, rtol=1e-12, atol=1e-12)
+    loss = (cut / sum(p[1].sum(-1) for p in parts)).sum()
+    square = ops.rbf_ratio_cut(X, Z, sigma, "degree", zero_diagonal).sum()
+    torch.testing.assert_close(loss, square, rtol=1e-12, atol=1e-12)
+    got = torch.autograd.grad(loss, (X, Z))
+    ref = torch.autograd.grad(square, (X, Z))
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("zero_diagonal", [True, False])
+def test_ratio_cut_rows_gradcheck(zero_diagonal, device, backend):
+    X, Z, Xc, Zc = (t.detach().requires_grad_()
+                    for t in rows_case((), 5, 11, 3, 2, 4, torch.float64, device, True))
+    sigma = bandwidths(Xc.detach())
+    fn = lambda *t: ops.rbf_ratio_cut_rows(*t, sigma, 4, zero_diagonal)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (X, Z, Xc, Zc))
+    # batched, non-contiguous rows and columns; the rows a slice of the columns
+    wide = data((2, 12, 2 * 3), torch.float64, device)[..., ::2]
+    Zw = data((12, 2, 2), torch.float64, device, seed=1).transpose(0, 1)
+    # clones: gradcheck perturbs each input in place, the rows must not move the columns
+    Xb, Zb = wide[:, 6:10].clone().requires_grad_(), Zw[:, 6:10].clone().requires_grad_()
+    Xcb, Zcb = wide.detach().requires_grad_(), Zw.detach().requires_grad_()
+    assert not Xcb.is_contiguous() and not Zcb.is_contiguous()
+    sigma_b = bandwidths(Xcb.detach())
+    assert torch.autograd.gradcheck(
+        lambda *t: ops.rbf_ratio_cut_rows(*t, sigma_b, 6, zero_diagonal), (Xb, Zb, Xcb, Zcb))
+
+
+def test_ratio_cut_rows_non_contiguous(dtype, device):
+    wide = data((3, 20, 2 * 7), dtype, device)[..., ::2]
+    Zc = data((20, 3, 4), dtype, device, seed=1).transpose(0, 1)
+    X, Z = wide[:, 5:12], Zc[:, 5:12]
+    assert not wide.is_contiguous() and not Zc.is_contiguous() and not X.is_contiguous()
+    sigma = bandwidths(wide)
+    cut, degree = ops.rbf_ratio_cut_rows(X, Z, wide, Zc, sigma, 5)
+    ref = dense_rows(X, Z, wide, Zc, sigma, 5, True)
+    rtol, atol = cut_tolerances(dtype)
+    torch.testing.assert_close(cut.double(), ref[0], rtol=rtol, atol=atol)
+    torch.testing.assert_close(degree.double(), ref[1], rtol=rtol, atol=atol)
+    each = [ops.rbf_ratio_cut_rows(X[b].contiguous(), Z[b].contiguous(), wide[b].contiguous(),
+                                   Zc[b].contiguous(), sigma[b], 5) for b in range(3)]
+    torch.testing.assert_close(cut, torch.stack([e[0] for e in each]), rtol=rtol, atol=atol)
+    torch.testing.assert_close(degree, torch.stack([e[1] for e in each]), rtol=rtol, atol=atol)
+
+
+def test_ratio_cut_rows_self_pairs_are_the_diagonal(device):
+    """zero_diagonal drops exactly the pairs (i, row_offset + i); without it a self pair is an
+    ordinary affinity, about 1."""
+    X, Z, Xc, Zc = rows_case((), 6, 15, 4, 2, 5, torch.float64, device)
+    sigma = bandwidths(Xc)
+    _, with_self = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, 5, zero_diagonal=False)
+    _, without = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, 5, zero_diagonal=True)
+    torch.testing.assert_close(with_self - without, torch.ones_like(without), rtol=0, atol=1e-12)
+    # row_offset is ignored without zero_diagonal
+    a = ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, sigma, 99, zero_diagonal=False)
+    torch.testing.assert_close(a[1], with_self)
+
+
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(X=torch.randn(5)), ValueError, "X must have 2 or 3 dimensions"),
+        (dict(X_cols=torch.randn(2, 3, 8, 3)), ValueError, "X_cols must have 2 or 3 dimensions"),
+        (dict(Z=torch.randn(4, 2)), ValueError, "Z must have shape .* batch and n of X"),
+        (dict(X_cols=torch.randn(8, 4)), ValueError, "X_cols must have shape .* batch and d"),
+        (dict(X_cols=torch.randn(1, 8, 3)), ValueError, "X_cols must have shape"),
+        (dict(Z_cols=torch.randn(7, 2)), ValueError, "Z_cols must have shape .* batch and m"),
+        (dict(Z_cols=torch.randn(8, 3)), ValueError, "Z_cols must have shape .* k of Z"),
+        (dict(Z_cols=torch.randn(8, 2).double()), ValueError, "X and Z_cols must have the same"),
+        (dict(X_cols=torch.randn(8, 3).double()), ValueError, "X and X_cols must have the same"),
+        (dict(Z_cols=torch.ones(8, 2, dtype=torch.int64)), TypeError, "Z_cols must be float32"),
+        (dict(X_cols=torch.randn(8, 3).numpy()), TypeError, "X_cols must be a torch.Tensor"),
+        (dict(row_offset=4), ValueError, r"row_offset \+ n <= m .* row_offset=4, n=5, m=8"),
+        (dict(row_offset=-1), ValueError, "0 <= row_offset"),
+        (dict(row_offset=1.0), TypeError, "row_offset must be an int"),
+        (dict(row_offset=True), TypeError, "row_offset must be an int"),
+        (dict(sigma=0.0), ValueError, "sigma must be > 0"),
+        (dict(sigma=torch.ones(2)), ValueError, "one bandwidth per batch element"),
+    ],
+)
+def test_ratio_cut_rows_bad_input(kw, exc, match, backend):
+    args = dict(X=torch.randn(5, 3), Z=torch.randn(5, 2), X_cols=torch.randn(8, 3),
+                Z_cols=torch.randn(8, 2), sigma=1.0, row_offset=2)
+    args.update(kw)
+    with pytest.raises(exc, match=match):
+        ops.rbf_ratio_cut_rows(**args)
+
+
+def test_ratio_cut_rows_offset_unchecked_without_zero_diagonal(backend):
+    X, Z = torch.randn(5, 3), torch.randn(5, 2)
+    _, degree = ops.rbf_ratio_cut_rows(X, Z, X[:2], Z[:2], 1.0, row_offset=-3,
+                                       zero_diagonal=False)
+    assert degree.shape == (5,)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+@pytest.mark.parametrize("where", ["X", "X_cols"])
+def test_ratio_cut_rows_non_finite_rows_are_named(where, value, backend):
+    X, Z, Xc, Zc = rows_case((2,), 3, 6, 3, 2, 1, torch.float64, "cpu", independent=True)
+    (X if where == "X" else Xc)[1, 2, 0] = value
+    flat = 5 if where == "X" else 8
+    with pytest.raises(ValueError, match=rf"rbf_ratio_cut_rows: {where} has NaN or inf in 1 "
+                                         rf"row\(s\) \(first flat row index: {flat}\)"):
+        ops.rbf_ratio_cut_rows(X, Z, Xc, Zc, 1.0, 1)
+
+
+@needs_extension
+def test_raw_rows_ops_reject_bad_input():
+    X, Z, Xc, Zc = torch.randn(5, 3), torch.randn(5, 2), torch.randn(8, 3), torch.randn(8, 2)
+    one = torch.tensor(1.0)
+    op = torch.ops.pydeepclust.rbf_ratio_cut_rows
+    with pytest.raises(RuntimeError, match="sigma must be > 0"):
+        op(X, Z, Xc, Zc, torch.tensor(0.0), 0, True)
+    with pytest.raises(RuntimeError, match="row_offset \\+ n <= m"):
+        op(X, Z, Xc, Zc, one, 4, True)
+    with pytest.raises(RuntimeError, match="0 <= row_offset"):
+        op(X, Z, Xc, Zc, one, -1, True)
+    with pytest.raises(RuntimeError, match="Xc must have shape"):
+        op(X, Z, torch.randn(8, 4), Zc, one, 0, True)
+    with pytest.raises(RuntimeError, match="Zc must have shape"):
+        op(X, Z, Xc, torch.randn(8, 3), one, 0, True)
+    with pytest.raises(RuntimeError, match="same dtype"):
+        op(X, Z, Xc.double(), Zc, one, 0, True)
+    with pytest.raises(RuntimeError, match="grad_cut and grad_degree"):
+        torch.ops.pydeepclust.rbf_ratio_cut_rows_backward(
+            X, Z, Xc, Zc, one, one, torch.ones(4), 0, True, [True, True, True])
+
+
 # ---------------------------------------------------------------- torch.library / compile
 
 
@@ -374,6 +663,25 @@ def test_opcheck(shape, dtype, device):
     grad_degree = data(shape[:-1], dtype, device, seed=5)
     torch.library.opcheck(torch.ops.pydeepclust.rbf_ratio_cut_backward_x,
                           (X.detach(), Z.detach(), sigma, grad_cut, grad_degree, True))
+
+
+@needs_extension
+@pytest.mark.parametrize("rows, m, row_offset", [(0, 4, 2), (1, 3, 1), (5, 17, 6), (4, 9, 0)])
+@pytest.mark.parametrize("batched", [False, True])
+def test_opcheck_rows(rows, m, row_offset, batched, dtype, device):
+    batch = (2,) if batched else ()
+    X, Z, Xc, Zc = rows_case(batch, rows, m, 4, 3, row_offset, dtype, device, independent=True)
+    sigma = bandwidths(Xc)
+    op = torch.ops.pydeepclust.rbf_ratio_cut_rows
+    torch.library.opcheck(op, (X, Z, Xc, Zc, sigma, row_offset, True))
+    torch.library.opcheck(op, tuple(t.clone().requires_grad_() for t in (X, Z, Xc, Zc)) +
+                          (sigma, row_offset, False))
+    grad_cut = data(batch, dtype, device, seed=4)
+    grad_degree = data((*batch, rows), dtype, device, seed=5)
+    for mask in ([True, True, True], [False, True, False]):
+        torch.library.opcheck(torch.ops.pydeepclust.rbf_ratio_cut_rows_backward,
+                              (X, Z, Xc, Zc, sigma, grad_cut, grad_degree, row_offset, True,
+                               mask))
 
 
 @needs_extension
@@ -396,11 +704,33 @@ def test_torch_compile_fullgraph(device):
         torch.testing.assert_close(g, r)
 
 
+@needs_extension
+def test_torch_compile_fullgraph_rows(device):
+    """A rank's step as torch.compile sees it: a slice of rows against the whole batch."""
+    X = data((2, 64, 10), torch.float32, device).requires_grad_()
+    Z = data((2, 64, 3), torch.float32, device, seed=1).requires_grad_()
+    sigma = bandwidths(X.detach())
+
+    def loss_fn(x, z):
+        cut, degree = ops.rbf_ratio_cut_rows(x[:, 16:40], z[:, 16:40], x, z, sigma, 16)
+        return (cut / degree.sum(-1)).sum()
+
+    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=False)
+    loss = compiled(X, Z)
+    grads = torch.autograd.grad(loss, (X, Z))
+    ref_loss = loss_fn(X, Z)
+    ref_grads = torch.autograd.grad(ref_loss, (X, Z))
+    torch.testing.assert_close(loss, ref_loss)
+    for g, r in zip(grads, ref_grads):
+        torch.testing.assert_close(g, r)
+
+
 def test_cuda_kernel_registered_iff_built_with_cuda():
     info = ops.build_info()
     if not info["available"]:
         assert not ops.has_kernel("rbf_ratio_cut", "cpu")
         return
-    for op in ("rbf_affinity", "rbf_ratio_cut", "rbf_ratio_cut_backward_x"):
+    for op in ("rbf_affinity", "rbf_ratio_cut", "rbf_ratio_cut_backward_x", "rbf_ratio_cut_rows",
+               "rbf_ratio_cut_rows_backward"):
         assert ops.has_kernel(op, "cpu")
         assert ops.has_kernel(op, "cuda") == info["cuda"]

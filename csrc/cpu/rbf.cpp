@@ -7,11 +7,17 @@
 // folded into the row reductions of both blocks (S is symmetric, so the tile
 // (J, I) is the transpose of (I, J) and is never computed: half the Gram flops of
 // the dense form). Memory: O(n (d + k)) plus the tile.
+//
+// The rectangular form (rows X against columns Xc, DESIGN §6) tiles both sides the
+// same way, every (I, J) pair (no symmetry); its backward folds each recomputed tile
+// into the row reductions (W Xc, W 1) and the column reductions (W^T X, W^T 1, S^T [Z, 1]).
+// Memory: O((n + m) (d + k)) plus one S tile and one Gram tile of Z.
 #include <ATen/Dispatch.h>
 #include <ATen/Functions.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <array>
 #include <limits>
 #include <tuple>
 
@@ -218,12 +224,228 @@ at::Tensor ratio_cut_backward_x_cpu(const at::Tensor& X, const at::Tensor& Z,
   return X.dim() == 2 ? wx.squeeze(0) : wx;
 }
 
+// ---------------------------------------------------------------- rectangular form
+
+// Rows X (n, d), Z (n, k) against columns Xc (m, d), Zc (m, k), or all (B, ., .); with
+// zero_diagonal the rows must be the columns row_offset .. row_offset + n. Returns B.
+int64_t check_rows_inputs(const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc,
+                          const at::Tensor& Zc, const at::Tensor& sigma, int64_t row_offset,
+                          bool zero_diagonal, const char* op) {
+  const int64_t batch = check_rbf_inputs(X, sigma, &Z, op);
+  check_same_device_dtype(X, "X", Xc, "Xc", op);
+  check_same_device_dtype(X, "X", Zc, "Zc", op);
+  TORCH_CHECK(Xc.dim() == X.dim() && Xc.size(-1) == X.size(-1) &&
+                  (X.dim() == 2 || Xc.size(0) == X.size(0)),
+              op, ": Xc must have shape (..., m, d) with the batch and d of X ", X.sizes(),
+              ", got ", Xc.sizes());
+  TORCH_CHECK(Zc.dim() == Xc.dim() && Zc.size(-2) == Xc.size(-2) && Zc.size(-1) == Z.size(-1) &&
+                  (Xc.dim() == 2 || Zc.size(0) == Xc.size(0)),
+              op, ": Zc must have shape (..., m, k) with the batch and m of Xc ", Xc.sizes(),
+              " and the k of Z ", Z.sizes(), ", got ", Zc.sizes());
+  TORCH_CHECK(!zero_diagonal || (row_offset >= 0 && row_offset + X.size(-2) <= Xc.size(-2)), op,
+              ": with zero_diagonal the rows must be columns row_offset .. row_offset + n - 1, "
+              "need 0 <= row_offset and row_offset + n <= m; got row_offset = ",
+              row_offset, ", n = ", X.size(-2), ", m = ", Xc.size(-2));
+  return batch;
+}
+
+// In place: Gram tile g (rows x cols) of rows i0.. (counted in columns: i0 includes
+// row_offset) against columns j0.. -> S; self pairs i0 + i == j0 + j are exactly 0
+// with zero_diagonal and plain affinities without.
+template <typename T>
+void fill_rect_affinity_tile(at::Tensor& tile, const T* sq_rows, const T* sq_cols, T c,
+                             int64_t i0, int64_t j0, bool zero_diagonal) {
+  const int64_t rows = tile.size(0), cols = tile.size(1);
+  T* g = tile.data_ptr<T>();
+  at::parallel_for(0, rows, grain_for(cols), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T* row = g + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        row[j] = rbf::is_self_pair(i0 + i, j0 + j, 0, zero_diagonal)
+                     ? -std::numeric_limits<T>::infinity()
+                     : rbf::log_affinity(rbf::sq_dist_from_dot(sq_rows[i], sq_cols[j], row[j]), c);
+      }
+    }
+  });
+  tile.exp_();
+}
+
+// In place: affinity tile s -> backward weights W_ij = S_ij (g_c r_ij + g_i).
+template <typename T>
+void fill_rect_weight_tile(at::Tensor& tile, const T* zg, const T* sqz_rows, const T* sqz_cols,
+                           const T* gd_rows, T grad_cut, int64_t i0, int64_t j0,
+                           bool zero_diagonal) {
+  const int64_t rows = tile.size(0), cols = tile.size(1);
+  T* s = tile.data_ptr<T>();
+  at::parallel_for(0, rows, grain_for(cols), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T* row = s + i * cols;
+      const T* zrow = zg + i * cols;
+      for (int64_t j = 0; j < cols; ++j) {
+        const T r = rbf::sq_dist_from_dot(sqz_rows[i], sqz_cols[j], zrow[j]);
+        row[j] = rbf::is_self_pair(i0 + i, j0 + j, 0, zero_diagonal)
+                     ? T(0)
+                     : rbf::rect_pair_weight(row[j], r, grad_cut, gd_rows[i]);
+      }
+    }
+  });
+}
+
+// Returns (partial cut (B,), row degree (B, n), S Zc (B, n, k)), squeezed for unbatched input.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
+    const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
+    const at::Tensor& sigma, int64_t row_offset, bool zero_diagonal) {
+  constexpr const char* op = "rbf_ratio_cut_rows";
+  const int64_t batch = check_rows_inputs(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal, op);
+  TORCH_CHECK(sigma.gt(0).all().item<bool>(), op, ": sigma must be > 0, got ", sigma);
+  const auto Xb = as_batched(X), Zb = as_batched(Z), Xcb = as_batched(Xc), Zcb = as_batched(Zc);
+  const int64_t n = Xb.size(1), m = Xcb.size(1), k = Zb.size(2);
+  const auto sqx = squared_norms(Xb), sqc = squared_norms(Xcb);
+  const auto sig = sigma.reshape({batch}).contiguous();
+  // [Zc, 1, ||zc||^2]: one product S [Zc, 1, q] gives (S Zc, degree, S q).
+  const auto cols_ext = at::cat(
+      {Zcb, at::ones({batch, m, 1}, Zcb.options()), squared_norms(Zcb).unsqueeze(2)}, 2);
+  auto acc = at::zeros({batch, n, k + 2}, Zb.options());
+  auto cut = at::empty({batch}, Zb.options());
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), op, [&] {
+    for (int64_t b = 0; b < batch; ++b) {
+      const auto x = Xb[b], xc = Xcb[b], ce = cols_ext[b], out = acc[b];
+      const scalar_t* sx = sqx.data_ptr<scalar_t>() + b * n;
+      const scalar_t* sc = sqc.data_ptr<scalar_t>() + b * m;
+      const auto c = rbf::exponent_scale(sig.data_ptr<scalar_t>()[b]);
+      for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+        const int64_t rows = std::min(kBlock, n - i0);
+        const auto xi = x.narrow(0, i0, rows);
+        auto out_i = out.narrow(0, i0, rows);
+        for (int64_t j0 = 0; j0 < m; j0 += kBlock) {
+          const int64_t cols = std::min(kBlock, m - j0);
+          auto tile = at::mm(xi, xc.narrow(0, j0, cols).t());
+          fill_rect_affinity_tile(tile, sx + i0, sc + j0, c, row_offset + i0, j0, zero_diagonal);
+          out_i.addmm_(tile, ce.narrow(0, j0, cols));
+        }
+      }
+      const scalar_t* z = Zb.data_ptr<scalar_t>() + b * n * k;
+      const scalar_t* a = out.data_ptr<scalar_t>();
+      scalar_t total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t* ai = a + i * (k + 2);
+        total += rbf::rect_row_cut_term(ai[k], ai[k + 1], z + i * k, ai, k);
+      }
+      cut.data_ptr<scalar_t>()[b] = total;
+    }
+  });
+  auto degree = acc.select(2, k).clone(at::MemoryFormat::Contiguous);
+  auto sz = acc.narrow(2, 0, k).clone(at::MemoryFormat::Contiguous);
+  if (X.dim() == 2) return {cut.squeeze(0), degree.squeeze(0), sz.squeeze(0)};
+  return {cut, degree, sz};
+}
+
+// Gradients of g_c * cut + sum_i g_i d_i with respect to X, Xc and Zc (see rbf.h; the one
+// of Z needs only the forward's degree and S Zc), by recomputing S tile by tile.
+// output_mask picks (X, Xc, Zc); an unwanted gradient is returned as zeros.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
+    const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
+    const at::Tensor& sigma, const at::Tensor& grad_cut, const at::Tensor& grad_degree,
+    int64_t row_offset, bool zero_diagonal, std::array<bool, 3> output_mask) {
+  constexpr const char* op = "rbf_ratio_cut_rows_backward";
+  const int64_t batch = check_rows_inputs(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal, op);
+  check_same_device_dtype(X, "X", grad_cut, "grad_cut", op);
+  check_same_device_dtype(X, "X", grad_degree, "grad_degree", op);
+  const bool need_x = output_mask[0], need_xc = output_mask[1], need_zc = output_mask[2];
+  const bool need_w = need_x || need_xc;
+  const auto Xb = as_batched(X), Zb = as_batched(Z), Xcb = as_batched(Xc), Zcb = as_batched(Zc);
+  const int64_t n = Xb.size(1), m = Xcb.size(1), d = Xb.size(2), k = Zb.size(2);
+  TORCH_CHECK(grad_cut.numel() == batch && grad_degree.numel() == batch * n, op,
+              ": grad_cut and grad_degree must have the shapes of cut and degree, got ",
+              grad_cut.sizes(), " and ", grad_degree.sizes());
+  const auto sqx = squared_norms(Xb), sqc = squared_norms(Xcb);
+  const auto sqz = squared_norms(Zb), sqzc = squared_norms(Zcb);
+  const auto sig = sigma.reshape({batch}).contiguous();
+  const auto gc = grad_cut.reshape({batch}).contiguous();
+  const auto gd = grad_degree.reshape({batch, n}).contiguous();
+  auto wx = at::zeros({batch, n, d}, Xb.options());
+  auto ws = at::zeros({batch, n}, Xb.options());
+  auto wxc = at::zeros({batch, m, d}, Xb.options());
+  auto wsc = at::zeros({batch, m}, Xb.options());
+  // S^T [Z, 1] = (S^T Z, column sums), for the gradient of Zc
+  const auto z_one = need_zc ? at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2) : Zb;
+  auto acc_c = at::zeros({batch, need_zc ? m : 0, k + 1}, Zb.options());
+  auto grad_zc = at::zeros({batch, m, k}, Zb.options());
+  AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), op, [&] {
+    for (int64_t b = 0; b < batch; ++b) {
+      const auto x = Xb[b], z = Zb[b], xc = Xcb[b], zc = Zcb[b];
+      const scalar_t* sx = sqx.data_ptr<scalar_t>() + b * n;
+      const scalar_t* sc = sqc.data_ptr<scalar_t>() + b * m;
+      const scalar_t* sz = sqz.data_ptr<scalar_t>() + b * n;
+      const scalar_t* szc = sqzc.data_ptr<scalar_t>() + b * m;
+      const scalar_t* g = gd.data_ptr<scalar_t>() + b * n;
+      const auto c = rbf::exponent_scale(sig.data_ptr<scalar_t>()[b]);
+      const auto g_cut = gc.data_ptr<scalar_t>()[b];
+      for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+        const int64_t rows = std::min(kBlock, n - i0);
+        const auto xi = x.narrow(0, i0, rows), zi = z.narrow(0, i0, rows);
+        for (int64_t j0 = 0; j0 < m; j0 += kBlock) {
+          const int64_t cols = std::min(kBlock, m - j0);
+          const auto xj = xc.narrow(0, j0, cols);
+          auto tile = at::mm(xi, xj.t());
+          fill_rect_affinity_tile(tile, sx + i0, sc + j0, c, row_offset + i0, j0, zero_diagonal);
+          if (need_zc) {
+            acc_c[b].narrow(0, j0, cols).addmm_(tile.t(), z_one[b].narrow(0, i0, rows));
+          }
+          if (!need_w) continue;
+          const auto ztile = at::mm(zi, zc.narrow(0, j0, cols).t()).contiguous();
+          fill_rect_weight_tile(tile, ztile.data_ptr<scalar_t>(), sz + i0, szc + j0, g + i0,
+                                g_cut, row_offset + i0, j0, zero_diagonal);
+          if (need_x) {
+            wx[b].narrow(0, i0, rows).addmm_(tile, xj);
+            ws[b].narrow(0, i0, rows).add_(tile.sum(1));
+          }
+          if (need_xc) {
+            wxc[b].narrow(0, j0, cols).addmm_(tile.t(), xi);
+            wsc[b].narrow(0, j0, cols).add_(tile.sum(0));
+          }
+        }
+      }
+      // per-row epilogues, in place: (W Xc)_i -> d/dx_i, (W^T X)_j -> d/dxc_j, and d/dzc_j
+      const auto epilogue = [&](const scalar_t* xs, const scalar_t* w, scalar_t* o,
+                                int64_t count) {
+        at::parallel_for(0, count, grain_for(d), [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i) {
+            rbf::rect_grad_x_row(xs + i * d, w[i], o + i * d, d, c, o + i * d);
+          }
+        });
+      };
+      if (need_x) {
+        epilogue(x.data_ptr<scalar_t>(), ws[b].data_ptr<scalar_t>(), wx[b].data_ptr<scalar_t>(),
+                 n);
+      }
+      if (need_xc) {
+        epilogue(xc.data_ptr<scalar_t>(), wsc[b].data_ptr<scalar_t>(),
+                 wxc[b].data_ptr<scalar_t>(), m);
+      }
+      if (need_zc) {
+        const scalar_t* a = acc_c[b].data_ptr<scalar_t>();
+        const scalar_t* w = zc.data_ptr<scalar_t>();
+        scalar_t* o = grad_zc[b].data_ptr<scalar_t>();
+        for (int64_t j = 0; j < m; ++j) {
+          rbf::rect_grad_z_row(a[j * (k + 1) + k], w + j * k, a + j * (k + 1), k, g_cut,
+                               o + j * k);
+        }
+      }
+    }
+  });
+  if (X.dim() == 2) return {wx.squeeze(0), wxc.squeeze(0), grad_zc.squeeze(0)};
+  return {wx, wxc, grad_zc};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(pydeepclust, CPU, m) {
   m.impl("rbf_affinity", &affinity_cpu);
   m.impl("rbf_ratio_cut", &ratio_cut_cpu);
   m.impl("rbf_ratio_cut_backward_x", &ratio_cut_backward_x_cpu);
+  m.impl("rbf_ratio_cut_rows", &ratio_cut_rows_cpu);
+  m.impl("rbf_ratio_cut_rows_backward", &ratio_cut_rows_backward_cpu);
 }
 
 }  // namespace pydeepclust

@@ -27,7 +27,12 @@ from pydeepclust.ops.degree import (
     ksc_centered_kernel,
     weighted_center,
 )
-from pydeepclust.ops.rbf import rbf_affinity, rbf_ratio_cut, sample_bandwidths
+from pydeepclust.ops.rbf import (
+    rbf_affinity,
+    rbf_ratio_cut,
+    rbf_ratio_cut_rows,
+    sample_bandwidths,
+)
 from pydeepclust.ops.simplex import (
     average_membership_strength,
     code_width,
@@ -62,6 +67,7 @@ __all__ = [
     # RBF affinity and the streaming ratio cut (§3c)
     "rbf_affinity",
     "rbf_ratio_cut",
+    "rbf_ratio_cut_rows",
     "sample_bandwidths",
     # Cayley retraction (§3d)
     "cayley_retraction",

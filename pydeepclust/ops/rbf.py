@@ -7,6 +7,8 @@ Typical RSM step, one call per batch::
 
 :func:`rbf_ratio_cut` never forms the n x n affinity matrix (forward or backward),
 so its memory is O(n (d + k)); :func:`rbf_affinity` materialises S when you need it.
+:func:`rbf_ratio_cut_rows` is its rectangular form (a slice of rows against the whole
+batch), whose sums over the slices of a batch give the square op's: data-parallel RSM.
 """
 
 from __future__ import annotations
@@ -222,6 +224,113 @@ def rbf_ratio_cut(
     return cut / torch.where(total > 0, total, torch.ones_like(total))  # cut = 0 where total = 0
 
 
+def rbf_ratio_cut_rows(
+    X: Tensor,
+    Z: Tensor,
+    X_cols: Tensor,
+    Z_cols: Tensor,
+    sigma: Tensor | float,
+    row_offset: int = 0,
+    zero_diagonal: bool = True,
+    check_finite: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """Rectangular (row-slice) form of :func:`rbf_ratio_cut`, for data-parallel RSM.
+
+    For rows ``(x_i, z_i)`` and columns ``(y_j, w_j)``, with
+    ``S_ij = exp(-||x_i - y_j||^2 / (2 sigma^2))``::
+
+        cut = sum_{i in rows} sum_{j in cols} S_ij ||z_i - w_j||^2
+        d_i = sum_{j in cols} S_ij                       (row degrees)
+
+    streamed over tiles like :func:`rbf_ratio_cut` (forward and backward recompute S tile
+    by tile; no n x m matrix beyond a tile): O((n + m) (d + k)) memory.
+
+    Under ``torch.distributed`` each rank holds a contiguous slice ``X[a:a+n]`` of the
+    global batch (rows) and gathers the whole batch (columns), with a gather whose
+    backward is the adjoint reduce-scatter-sum (DESIGN §6)::
+
+        X_all, Z_all = all_gather_with_grad(X), all_gather_with_grad(Z)
+        cut, deg = rbf_ratio_cut_rows(X, Z, X_all, Z_all, sigma, row_offset=a)
+        cut = all_reduce_sum_with_grad(cut)          # = rbf_ratio_cut(X_all, Z_all, sigma, "sum")
+        total = all_reduce_sum_with_grad(deg.sum(-1))  # = sum_ij S_ij over the global batch
+        loss = cut / total                           # = rbf_ratio_cut(..., "degree")
+
+    The slices' cuts and degree sums add up to the square op's on the concatenated batch,
+    and so do their gradients (each x_i gets its row gradient from its own rank and its
+    column gradients, through the gather's backward, from every rank). All ranks must
+    use the same sigma (draw it on rank 0 and broadcast it). With ``row_offset = 0`` and
+    the columns equal to the rows this is the square op: same cut, degrees, gradients.
+
+    Args:
+        X: row inputs, (n, d) or (B, n, d).
+        Z: row embeddings, (n, k) or (B, n, k), same batch and n as X.
+        X_cols: column inputs, (m, d) or (B, m, d), same batch and d as X.
+        Z_cols: column embeddings, (m, k) or (B, m, k), same batch and m as X_cols and
+            same k as Z.
+        sigma: positive number or one bandwidth per batch element (not differentiated).
+        row_offset: index of the first row among the columns: row i is column
+            ``row_offset + i``. Used (and checked: ``0 <= row_offset`` and
+            ``row_offset + n <= m``) only with ``zero_diagonal``.
+        zero_diagonal: exclude the self pairs ``(i, row_offset + i)`` (S = 0 there), as
+            :func:`rbf_ratio_cut` excludes ``S_ii``. Without it every pair is an ordinary
+            affinity of its two inputs (about 1 for a self pair).
+        check_finite: as :func:`rbf_ratio_cut` (rows of X and X_cols, values of sigma;
+            one host sync).
+
+    Returns:
+        ``(cut, degrees)``: the raw partial cut, shape () or (B,), and the row degrees,
+        (n,) or (B, n); both differentiable with respect to X, Z, X_cols and Z_cols.
+    """
+    fn = "rbf_ratio_cut_rows"
+    if isinstance(row_offset, bool) or not isinstance(row_offset, numbers.Integral):
+        raise TypeError(f"{fn}: row_offset must be an int, got {type(row_offset).__name__}")
+    row_offset = int(row_offset)
+    check_tensor(X, "X", fn, ndim=(2, 3))
+    check_tensor(Z, "Z", fn, ndim=(2, 3))
+    check_tensor(X_cols, "X_cols", fn, ndim=(2, 3))
+    check_tensor(Z_cols, "Z_cols", fn, ndim=(2, 3))
+    for name, t in (("Z", Z), ("X_cols", X_cols), ("Z_cols", Z_cols)):
+        if t.device != X.device or t.dtype != X.dtype:
+            raise ValueError(f"{fn}: X and {name} must have the same device and dtype, got "
+                             f"{X.device}/{X.dtype} and {t.device}/{t.dtype}")
+    if Z.dim() != X.dim() or Z.shape[:-1] != X.shape[:-1]:
+        raise ValueError(f"{fn}: Z must have shape (..., n, k) with the batch and n of X "
+                         f"{tuple(X.shape[:-1])}, got {tuple(Z.shape)}")
+    if X_cols.dim() != X.dim() or X_cols.shape[:-2] != X.shape[:-2] or \
+            X_cols.shape[-1] != X.shape[-1]:
+        raise ValueError(f"{fn}: X_cols must have shape (..., m, d) with the batch and d of X "
+                         f"{tuple(X.shape)}, got {tuple(X_cols.shape)}")
+    if Z_cols.dim() != X_cols.dim() or Z_cols.shape[:-1] != X_cols.shape[:-1] or \
+            Z_cols.shape[-1] != Z.shape[-1]:
+        raise ValueError(f"{fn}: Z_cols must have shape (..., m, k) with the batch and m of "
+                         f"X_cols {tuple(X_cols.shape[:-1])} and the k of Z ({Z.shape[-1]}), "
+                         f"got {tuple(Z_cols.shape)}")
+    n, m = X.shape[-2], X_cols.shape[-2]
+    if zero_diagonal and not 0 <= row_offset <= m - n:
+        raise ValueError(f"{fn}: row_offset must satisfy 0 <= row_offset and row_offset + n <= m "
+                         f"(row i is column row_offset + i) with zero_diagonal, got "
+                         f"row_offset={row_offset}, n={n}, m={m}")
+    batch_shape = tuple(X.shape[:-2])
+    checks = Deferred()
+    if check_finite:
+        checks.non_finite_rows(X, "X", fn)
+        checks.non_finite_rows(X_cols, "X_cols", fn)
+    one = [(), (1,)]
+    sigma = check_bandwidth(sigma, X, one if batch_shape in [(), (1,)] else [batch_shape], fn,
+                            checks if check_finite else SKIP)
+    checks.run()
+    sigma = X.new_full(batch_shape, sigma) if isinstance(sigma, float) else \
+        sigma.reshape(batch_shape)
+    B = X.shape[0] if X.dim() == 3 else 1
+    d, k = X.shape[-1], Z.shape[-1]
+    cut, degree, _ = call(fn, _native_ratio_cut_rows, reference.rbf_ratio_cut_rows,
+                          (X, Z, X_cols, Z_cols, sigma, row_offset, bool(zero_diagonal)),
+                          device=X.device, dtype=X.dtype, grad_inputs=(X, Z, X_cols, Z_cols),
+                          sizes=(B, n, m, d, k),
+                          dense_bytes=8 * X.element_size() * B * n * m)
+    return cut, degree
+
+
 def _check_rbf(X: Tensor, Z: Tensor | None, sigma, fn: str, check_finite: bool) -> Tensor:
     """Validate X (and Z); return sigma as a tensor of shape () or (B,) in X's dtype. The
     value checks (rows of X, a sigma tensor) share one host sync, none without check_finite."""
@@ -256,6 +365,11 @@ def _native_affinity(X, sigma, zero_diagonal):
 
 def _native_ratio_cut(X, Z, sigma, zero_diagonal):
     return torch.ops.pydeepclust.rbf_ratio_cut(X, Z, sigma, zero_diagonal)
+
+
+def _native_ratio_cut_rows(X, Z, X_cols, Z_cols, sigma, row_offset, zero_diagonal):
+    return torch.ops.pydeepclust.rbf_ratio_cut_rows(X, Z, X_cols, Z_cols, sigma, row_offset,
+                                                    zero_diagonal)
 
 
 # Fake kernels (for torch.compile) and the autograd formulas of the native ops.
@@ -322,11 +436,57 @@ if extension_available():
         "pydeepclust::rbf_ratio_cut", _ratio_cut_backward, setup_context=_ratio_cut_setup_context
     )
 
+    @torch.library.register_fake("pydeepclust::rbf_ratio_cut_rows")
+    def _ratio_cut_rows_fake(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal):
+        return X.new_empty(X.shape[:-2]), X.new_empty(X.shape[:-1]), torch.empty_like(
+            Z, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake("pydeepclust::rbf_ratio_cut_rows_backward")
+    def _ratio_cut_rows_backward_fake(X, Z, Xc, Zc, sigma, grad_cut, grad_degree, row_offset,
+                                      zero_diagonal, output_mask):
+        return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
+                     for t in (X, Xc, Zc))
+
+    def _ratio_cut_rows_setup_context(ctx, inputs, output):
+        X, Z, Xc, Zc, sigma, row_offset, zero_diagonal = inputs
+        _, degree, SZ = output
+        ctx.save_for_backward(X, Z, Xc, Zc, sigma, degree, SZ)
+        ctx.row_offset = row_offset
+        ctx.zero_diagonal = zero_diagonal
+
+    def _ratio_cut_rows_backward(ctx, grad_cut, grad_degree, grad_SZ):
+        # SZ is not differentiated (the public wrapper never exposes it). Gradients (rbf.h):
+        # dZ = 2 g_c (D Z - S Zc) from the forward's outputs; dX, dXc, dZc stream over S again.
+        X, Z, Xc, Zc, sigma, degree, SZ = ctx.saved_tensors
+        need_x, need_z, need_xc, need_zc = ctx.needs_input_grad[:4]
+        grad_X = grad_Z = grad_Xc = grad_Zc = None
+        if grad_cut is None:
+            grad_cut = torch.zeros_like(sigma)
+        if grad_degree is None:
+            grad_degree = torch.zeros_like(degree)
+        if need_z:
+            g = grad_cut.reshape(grad_cut.shape + (1, 1))
+            grad_Z = 2 * g * (degree.unsqueeze(-1) * Z - SZ)
+        if need_x or need_xc or need_zc:
+            gx, gxc, gzc = torch.ops.pydeepclust.rbf_ratio_cut_rows_backward(
+                X, Z, Xc, Zc, sigma, grad_cut, grad_degree, ctx.row_offset, ctx.zero_diagonal,
+                [need_x, need_xc, need_zc])
+            grad_X = gx if need_x else None
+            grad_Xc = gxc if need_xc else None
+            grad_Zc = gzc if need_zc else None
+        return grad_X, grad_Z, grad_Xc, grad_Zc, None, None, None
+
+    torch.library.register_autograd(
+        "pydeepclust::rbf_ratio_cut_rows", _ratio_cut_rows_backward,
+        setup_context=_ratio_cut_rows_setup_context
+    )
+
 
 __all__ = [
     "DISTRIBUTIONS",
     "NORMALIZATIONS",
     "rbf_affinity",
     "rbf_ratio_cut",
+    "rbf_ratio_cut_rows",
     "sample_bandwidths",
 ]

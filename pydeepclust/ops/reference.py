@@ -125,6 +125,32 @@ def rbf_ratio_cut(X: Tensor, Z: Tensor, sigma: Tensor, zero_diagonal: bool):
     cut = (S * _sq_dists(Z)).sum((-1, -2))
     return cut, S.sum(-1), S @ Z
 
+
+def rbf_affinity_rows(X: Tensor, X_cols: Tensor, sigma: Tensor, row_offset: int,
+                      zero_diagonal: bool) -> Tensor:
+    """Rectangular ``S_ij = exp(-||x_i - y_j||^2 / (2 sigma^2))``, shape (..., n, m), in the
+    Gram form the kernels use; with ``zero_diagonal`` the self pairs (i, row_offset + i) are 0."""
+    c = (1 / (2 * sigma.square())).reshape(sigma.shape + (1, 1))
+    sq = (X.square().sum(-1).unsqueeze(-1) + X_cols.square().sum(-1).unsqueeze(-2)
+          - 2 * (X @ X_cols.transpose(-1, -2))).clamp_min(0)
+    S = torch.exp(-c * sq)
+    if zero_diagonal:
+        n, m = X.shape[-2], X_cols.shape[-2]
+        rows = torch.arange(n, device=X.device)
+        self_pair = rows.unsqueeze(-1) + row_offset == torch.arange(m, device=X.device)
+        S = torch.where(self_pair, torch.zeros_like(S), S)
+    return S
+
+
+def rbf_ratio_cut_rows(X: Tensor, Z: Tensor, X_cols: Tensor, Z_cols: Tensor, sigma: Tensor,
+                       row_offset: int, zero_diagonal: bool):
+    """Dense rectangular ratio cut: ``(sum_ij S_ij ||z_i - w_j||^2, row degrees, S W)`` of the
+    rows (X, Z) against the columns (X_cols, Z_cols = W), per batch element."""
+    S = rbf_affinity_rows(X, X_cols, sigma, row_offset, zero_diagonal)
+    r = (Z.square().sum(-1).unsqueeze(-1) + Z_cols.square().sum(-1).unsqueeze(-2)
+         - 2 * (Z @ Z_cols.transpose(-1, -2))).clamp_min(0)
+    return (S * r).sum((-1, -2)), S.sum(-1), S @ Z_cols
+
 # ---------------------------------------------------------------- Cayley retraction (DESIGN §3d)
 
 

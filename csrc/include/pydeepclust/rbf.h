@@ -15,6 +15,20 @@
 //            W_ij = S_ij (g_c r_ij + (g_i + g_j) / 2),
 // because dS_ij/dx_i = -2c S_ij (x_i - x_j) and every S_ij appears twice in the
 // sums (as (i, j) and (j, i)). The diagonal has x_i - x_i = 0: W_ii may be set to 0.
+//
+// Rectangular form (data-parallel RSM, DESIGN §6): rows x_i (n of them, a rank's slice)
+// against columns y_j (m of them, the gathered batch), embeddings z_i and w_j,
+// S_ij = exp(-c ||x_i - y_j||^2), row degrees d_i = sum_j S_ij, (SW)_i = sum_j S_ij w_j,
+// q_j = ||w_j||^2, and zero_diagonal drops the pairs (i, row_offset + i).
+//   partial cut = sum_ij S_ij ||z_i - w_j||^2 = sum_i rect_row_cut_term(i),
+//   rect_row_cut_term(i) = d_i ||z_i||^2 - 2 z_i . (SW)_i + (S q)_i
+//   (no symmetry to use: (S q)_i is one more column of the reduction S [W, 1, q]).
+// Gradients, for an upstream g_c on the cut and g_i on each row degree d_i, with
+// W_ij = S_ij (g_c r_ij + g_i) (rect_pair_weight) and col sums e_j = sum_i S_ij:
+//   d/dz_i = 2 g_c (d_i z_i - (SW)_i)        d/dw_j = 2 g_c (e_j w_j - (S^T Z)_j)
+//   d/dx_i = -2c (x_i sum_j W_ij - (W Y)_i)  d/dy_j = -2c (y_j sum_i W_ij - (W^T X)_j)
+// (rect_grad_z_row and rect_grad_x_row serve rows and columns alike). With rows = cols
+// and row_offset 0 the row and column gradients add up to the square ones above.
 #pragma once
 
 #include <stdint.h>
@@ -112,6 +126,50 @@ template <typename T>
 PDC_HOST_DEVICE void grad_x_row(const T* x_i, T weight_sum, const T* wx, int64_t d, T c,
                                 T* out) {
   const T coef = T(-4) * c;
+  for (int64_t j = 0; j < d; ++j) out[j] = coef * (x_i[j] * weight_sum - wx[j]);
+}
+
+// ---- rectangular form (rows against columns), see the top of this file
+
+// Row i's share of the partial cut: d_i ||z_i||^2 - 2 z_i . (SW)_i + (S q)_i.
+template <typename T>
+PDC_HOST_DEVICE T rect_row_cut_term(T degree, T s_sq, const T* z_i, const T* sw, int64_t k) {
+  T zz = T(0), zsw = T(0);
+  for (int64_t c = 0; c < k; ++c) {
+    zz += z_i[c] * z_i[c];
+    zsw += z_i[c] * sw[c];
+  }
+  return degree * zz - T(2) * zsw + s_sq;
+}
+
+// Whether (row i, column j) is an excluded self pair: row i of a slice starting at
+// row_offset of the gathered batch is column row_offset + i.
+PDC_HOST_DEVICE bool is_self_pair(int64_t i, int64_t j, int64_t row_offset,
+                                         bool zero_diagonal) {
+  return zero_diagonal && row_offset + i == j;
+}
+
+// Backward weight of one rectangular pair: W_ij = S_ij (g_c r_ij + g_i).
+template <typename T>
+PDC_HOST_DEVICE T rect_pair_weight(T s, T r, T grad_cut, T grad_degree_i) {
+  return s * (grad_cut * r + grad_degree_i);
+}
+
+// d/dz_i = 2 g_c (d_i z_i - (SW)_i) (rows), or d/dw_j = 2 g_c (e_j w_j - (S^T Z)_j)
+// (columns), written to out (may alias sz).
+template <typename T>
+PDC_HOST_DEVICE void rect_grad_z_row(T degree, const T* z_i, const T* sz, int64_t k, T grad_cut,
+                                     T* out) {
+  const T coef = T(2) * grad_cut;
+  for (int64_t c = 0; c < k; ++c) out[c] = coef * (degree * z_i[c] - sz[c]);
+}
+
+// d/dx_i = -2c (x_i sum_j W_ij - (W Y)_i) (rows; columns alike with W^T), written to out
+// (may alias wx).
+template <typename T>
+PDC_HOST_DEVICE void rect_grad_x_row(const T* x_i, T weight_sum, const T* wx, int64_t d, T c,
+                                     T* out) {
+  const T coef = T(-2) * c;
   for (int64_t j = 0; j < d; ++j) out[j] = coef * (x_i[j] * weight_sum - wx[j]);
 }
 
