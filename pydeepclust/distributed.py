@@ -16,6 +16,7 @@ CPU, NCCL on CUDA; :func:`init_from_env` sets it up under ``torchrun``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import os
 import zlib
@@ -25,18 +26,39 @@ import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["all_gather", "all_reduce_sum", "average_gradients", "broadcast_", "broadcast_object",
-           "check_in_sync", "check_same_data", "gather_objects", "global_mean", "init_from_env",
-           "is_distributed", "is_main_process", "rank", "rank_rows", "raise_together",
-           "world_size"]
+           "check_in_sync", "check_same_data", "gather_objects", "gather_rows", "global_count", "global_mean",
+           "init_from_env", "is_distributed", "is_main_process", "process_group_active", "rank",
+           "rank_rows", "raise_together", "use_process_group", "world_size"]
 
 # Set to 1 to compare a checksum of every parameter updated outside autograd across ranks
 # after each step (a debug check: it adds one small collective per check).
 CHECK_SYNC_ENV = "PYDEEPCLUST_CHECK_SYNC"
 
 
-def is_distributed() -> bool:
-    """True inside an initialised process group of more than one rank."""
+# Off inside ``use_process_group(False)``: an estimator told to train alone in a process group.
+_ENABLED = contextvars.ContextVar("pydeepclust_distributed", default=True)
+
+
+def process_group_active() -> bool:
+    """An initialised default process group of more than one rank exists."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_distributed() -> bool:
+    """True where pydeepclust trains data-parallel: inside an initialised process group of
+    more than one rank, unless switched off by :func:`use_process_group`."""
+    return _ENABLED.get() and process_group_active()
+
+
+@contextlib.contextmanager
+def use_process_group(enabled: bool):
+    """Inside the block every function here uses the process group (``enabled``) or acts as
+    on a single process (the identity, no collectives)."""
+    token = _ENABLED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
 
 
 def rank() -> int:
@@ -48,8 +70,9 @@ def world_size() -> int:
 
 
 def is_main_process() -> bool:
-    """Rank 0 (or no process group): the one rank that writes files and prints."""
-    return rank() == 0
+    """Rank 0 of the process group (or no group): the one rank that writes files and
+    prints, also where an estimator trains alone on every rank."""
+    return not process_group_active() or dist.get_rank() == 0
 
 
 def rank_rows(n: int) -> slice:
@@ -84,15 +107,15 @@ class _AllGather(torch.autograd.Function):
         padded[: len(tensor)] = tensor
         parts = [torch.empty_like(padded) for _ in sizes]
         dist.all_gather(parts, padded.contiguous())
-        ctx.sizes = sizes
+        ctx.sizes, ctx.rank = sizes, dist.get_rank()  # backward may run on another thread
         return torch.cat([part[:size] for part, size in zip(parts, sizes)])
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
-        start = sum(ctx.sizes[: rank()])
-        return grad[start:start + ctx.sizes[rank()]], None
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start:start + ctx.sizes[ctx.rank]], None
 
 
 def all_reduce_sum(tensor: Tensor) -> Tensor:
@@ -105,10 +128,15 @@ def all_gather(tensor: Tensor) -> Tensor:
     """The ranks' ``tensor`` concatenated along dim 0 in rank order, on every rank;
     differentiable (the backward sums the gradients over the ranks and returns this rank's
     rows). Shares may differ in length. ``tensor`` itself without a process group."""
+    return gather_rows(tensor)[0]
+
+
+def gather_rows(tensor: Tensor) -> tuple[Tensor, int]:
+    """:func:`all_gather` and the index of this rank's first row in the result."""
     if not is_distributed():
-        return tensor
+        return tensor, 0
     sizes = broadcast_sizes(len(tensor), tensor.device)
-    return _AllGather.apply(tensor, sizes)
+    return _AllGather.apply(tensor, sizes), sum(sizes[: rank()])
 
 
 def global_mean(local_mean: Tensor, n_local: int, n_total: int) -> Tensor:
@@ -120,6 +148,13 @@ def global_mean(local_mean: Tensor, n_local: int, n_total: int) -> Tensor:
     if n_local == 0:  # the mean of no rows is NaN; keep the graph, drop the value
         return all_reduce_sum(local_mean.nan_to_num(0.0) * 0.0)
     return all_reduce_sum(local_mean * (n_local / n_total))
+
+
+def global_count(n_local: int, device: torch.device | str = "cpu") -> int:
+    """The number of rows of the global batch (the sum of the ranks' ``n_local``)."""
+    if not is_distributed():
+        return n_local
+    return int(all_reduce_sum(torch.tensor(n_local, dtype=torch.int64, device=device)))
 
 
 def broadcast_sizes(size: int, device: torch.device) -> list[int]:

@@ -120,3 +120,144 @@ def test_errors_reach_every_rank_and_empty_shares(tmp_path):
     assert mean0 == mean1 == pytest.approx(2.0)
     torch.testing.assert_close(g0, torch.ones(2, dtype=torch.float64))
     torch.testing.assert_close(g1, g0)
+
+
+# -- models: one step of W ranks equals one process on the concatenated batch -----------------
+
+
+def _global_batch(n=24, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[0.0] * d, [4.0] * d, [-4.0] + [4.0] * (d - 1)], dtype=torch.float64)
+    return centers[torch.arange(n) % 3] + 0.7 * torch.randn(n, d, generator=g, dtype=torch.float64)
+
+
+def _rsm_step(kernel):
+    from pydeepclust.models import RSM
+
+    X = _global_batch()
+    model = RSM(3, kernel=kernel, hidden=(16,), penalty_weight=0.1, random_state=0)
+    model._build(tuple(X.shape[1:]))
+    model.network_.double()
+    rows = pdist.rank_rows(len(X))
+    parts = model._batch_loss(X[rows], X[rows], torch.Generator().manual_seed(3))
+    (parts["cut"] + parts["penalty"]).backward()
+    pdist.average_gradients(model.network_.parameters())
+    return ({k: float(v) for k, v in parts.items()},
+            [p.grad.clone() for p in model.network_.parameters()])
+
+
+@pytest.mark.parametrize("kernel", ["knn", "rbf"])
+def test_rsm_step_equals_one_process(tmp_path, kernel):
+    parts, grads = _rsm_step(kernel)
+    assert parts["cut"] > 0 and parts["penalty"] > 0
+    for rank_parts, rank_grads in run_ranks(_rsm_step, WORLD, tmp_path, kernel):
+        assert rank_parts == pytest.approx(parts, rel=1e-10, abs=1e-12)
+        for got, want in zip(rank_grads, grads):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def _genksc_step():
+    from pydeepclust.models import GenKSC
+
+    X = _global_batch()
+    model = GenKSC(3, hidden=(16,), feature_dim=12, n_components=4, random_state=0)
+    model._build(tuple(X.shape[1:]))
+    model.encoder_.double(), model.decoder_.double()
+    with torch.no_grad():
+        model.U_.data = model.U_.data.double()
+        model.codes_ = model.codes_.double()
+    parts = model.losses(X[pdist.rank_rows(len(X))], with_cluster=True)
+    model._total(parts).backward()
+    params = [*model.encoder_.parameters(), *model.decoder_.parameters(), model.U_]
+    pdist.average_gradients(params)
+    return {k: float(v) for k, v in parts.items()}, [p.grad.clone() for p in params]
+
+
+def test_genksc_step_equals_one_process(tmp_path):
+    parts, grads = _genksc_step()
+    assert set(parts) == {"ksc", "rec", "cl"}
+    for rank_parts, rank_grads in run_ranks(_genksc_step, WORLD, tmp_path):
+        assert rank_parts == pytest.approx(parts, rel=1e-10, abs=1e-12)
+        for got, want in zip(rank_grads, grads):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+def _centroid_step(model, X):
+    """One clustering step (SGD, so that the new weights show the gradients) and the
+    mini-batch k-means update, in float64; the loss terms, weights and centroids after it."""
+    model.autoencoder_.double()
+    model._load_fitted_tensors({k: v.detach().double() for k, v in model._fitted_tensors().items()})
+    params = [*model.autoencoder_.parameters(), *model._extra_parameters()]
+    optimizer = torch.optim.SGD(params, lr=0.05)
+    seen = {}
+
+    def record(loss, epoch, parts):
+        seen.update({k: float(v) for k, v in parts.items()}, loss=float(loss))
+
+    model._check_loss = record
+    model._clustering_epoch(X, optimizer, torch.Generator().manual_seed(5), 0)
+    return seen, [p.detach().clone() for p in params], \
+        {k: v.detach().clone() for k, v in model._fitted_tensors().items()}
+
+
+@pytest.mark.parametrize("name", ["ACeDeC", "DCN"])
+def test_centroid_models_step_equals_one_process(tmp_path, name):
+    import copy
+
+    from pydeepclust import models
+
+    X = _global_batch(n=23)  # one batch, split 12 / 11
+    model = getattr(models, name)(3, latent_dim=3, hidden=(16,), pretrain_epochs=2, epochs=0,
+                                  batch_size=24, random_state=0).fit(X.float())
+    parts, params, tensors = _centroid_step(copy.deepcopy(model), X)
+    assert parts["loss"] > 0
+    for rank_parts, rank_params, rank_tensors in run_ranks(_centroid_step, WORLD, tmp_path,
+                                                           model, X):
+        assert rank_parts == pytest.approx(parts, rel=1e-10, abs=1e-12)
+        for got, want in zip(rank_params, params):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+        for key, want in tensors.items():
+            torch.testing.assert_close(rank_tensors[key], want, rtol=1e-9, atol=1e-12)
+
+
+# -- models: short fits on W ranks give the labels of one process ---------------------------------
+
+FIT_CASES = {
+    "GenKSC": dict(hidden=(16,), feature_dim=12, n_components=4, epochs=6, warmup_epochs=2,
+                   batch_size=20),
+    "RSM-knn": dict(hidden=(16,), epochs=8, batch_size=30),
+    "RSM-rbf": dict(hidden=(16,), kernel="rbf", epochs=8, batch_size=30),
+    "ACeDeC": dict(latent_dim=3, hidden=(16,), pretrain_epochs=3, epochs=3, batch_size=16,
+                   init_steps=10, n_init=2),
+    "DCN": dict(latent_dim=3, hidden=(16,), pretrain_epochs=3, epochs=3, batch_size=16),
+}
+
+
+def _fit_case(case, X, **extra):
+    from pydeepclust import models
+
+    name = case.split("-")[0]
+    settings = {"verbose": False, **FIT_CASES[case], **extra}
+    return getattr(models, name)(3, random_state=0, **settings).fit(X)
+
+
+def _fit_all(X):
+    import os
+
+    os.environ["PYDEEPCLUST_CHECK_SYNC"] = "1"  # every epoch: weights and centroids agree
+    labels = {case: _fit_case(case, X).labels_ for case in FIT_CASES}
+    try:
+        _fit_case("RSM-knn", X, batch_size=29)
+        error = None
+    except ValueError as err:
+        error = str(err)
+    return labels, error
+
+
+def test_short_fits_give_the_labels_of_one_process(tmp_path):
+    X = _global_batch(n=61, seed=1).float()  # batches with a short last one (ACeDeC, DCN)
+    labels = {case: _fit_case(case, X).labels_ for case in FIT_CASES}
+    for rank_labels, error in run_ranks(_fit_all, WORLD, tmp_path, X):
+        for case, want in labels.items():
+            assert len(set(want)) == 3 and (rank_labels[case] == want).all(), case
+        assert "batch_size=29 is the global batch, split over the 2 ranks" in error

@@ -25,6 +25,7 @@ import torch
 from sklearn.cluster import KMeans
 from torch import Tensor
 
+from pydeepclust import distributed as pdist
 from pydeepclust.models.autoencoder import (Autoencoder, AutoencoderClusterer,
                                             add_autoencoder_arguments, augment_normalized,
                                             cli_model_name, parse_hidden, reconstruction_loss)
@@ -75,9 +76,12 @@ def minibatch_kmeans_update(centroids: Tensor, counts: Tensor, z: Tensor, labels
     Per centroid, the learning rate 1/count over all points it has been given makes it the
     running mean of its points (the batch's points folded in at once, which equals Sculley's
     point-by-point update). A centroid with no point in the batch is left exactly where it is.
+    Under torch.distributed z and labels are this rank's rows of the global batch: the counts
+    and sums are summed over the ranks, so every rank makes the same update.
     """
     batch_counts = torch.bincount(labels, minlength=len(centroids)).to(counts.dtype)
     sums = torch.zeros_like(centroids).index_add_(0, labels, z.to(centroids.dtype))
+    batch_counts, sums = pdist.all_reduce_sum(batch_counts), pdist.all_reduce_sum(sums)
     counts += batch_counts
     present = batch_counts > 0
     step = (sums[present] - batch_counts[present, None] * centroids[present])
@@ -153,12 +157,15 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
     def _fit(self, X: Tensor) -> None:
         self._check_params()
         self._check_checkpoint_params()
+        self._check_global_batch(self.batch_size)
         self._pretrained_autoencoder(X)  # resumed, or skipped when resuming the clustering
         resumed = self._resumed("clustering")
         if resumed:
             self._resume_model(resumed)  # V_ and b_ first: the optimizer holds them
         else:
             self._init_clustering(self._embed(X))
+            for tensor in self._fitted_tensors().values():  # rank 0's start on every rank
+                pdist.broadcast_(tensor)
         optimizers = {"optimizer": self._optimizer()}
         generators = {"batches": self._generator(offset=4)}
         if resumed:
@@ -169,6 +176,7 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         X_train = self._training_data(self.autoencoder_.normalize(X))  # losses in its units
         for epoch in self._progress(range(start, self.epochs), "clustering"):
             self._clustering_epoch(X_train, optimizers["optimizer"], generators["batches"], epoch)
+            self._check_ranks_in_sync(f"{type(self).__name__} epoch {epoch}")
             if self._checkpoint_due(epoch) and epoch + 1 < self.epochs:
                 self._save_checkpoint(X, epoch + 1, optimizers, generators)
         self.autoencoder_.eval()
@@ -213,21 +221,33 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
         With ``augmentation_invariance`` (the paper's §2.2, as the authors' library does it)
         the loss is the mean of the loss on the batch and on a random affine copy of it whose
         samples keep the original's assignments (so each augmented image is pulled to its
-        original's centroid, and reconstructs itself); centroids follow the originals."""
-        net = self.autoencoder_.train()
+        original's centroid, and reconstructs itself); centroids follow the originals.
+
+        Under torch.distributed every rank takes its rows of each global batch, the loss terms
+        are means over the global batch (:func:`pydeepclust.distributed.global_mean`), the
+        gradients are averaged, and the centroid update sums the ranks' counts and sums: the
+        same step as one process on the whole batch."""
+        net, device = self.autoencoder_.train(), self._device()
         for idx in self._minibatches(len(X), self.batch_size, generator):
-            x = X[idx].to(self._device())
+            rows = pdist.rank_rows(len(idx))
+            x = X[idx[rows]].to(device)
             z = net.encode(x)
             labels = self._assign(z.detach())
             loss, parts = self._clustering_loss(x, z, labels)
-            if self.augmentation_invariance:
-                x_aug = augment_normalized(net, x, generator)
+            if self.augmentation_invariance:  # drawn for the whole batch: the same on every rank
+                x_aug = augment_normalized(net, X[idx].to(device), generator)[rows]
                 loss_aug, parts_aug = self._clustering_loss(x_aug, net.encode(x_aug), labels)
                 loss = (loss + loss_aug) / 2
                 parts = {**parts, **{f"{k} (augmented)": v for k, v in parts_aug.items()}}
+            loss = pdist.global_mean(loss, len(x), len(idx))
+            if pdist.is_distributed():  # the reported terms, in one collective
+                means = pdist.global_mean(torch.stack([v.detach() for v in parts.values()]),
+                                          len(x), len(idx))
+                parts = dict(zip(parts, means))
             self._check_loss(loss, epoch, parts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            pdist.average_gradients(p for group in optimizer.param_groups for p in group["params"])
             optimizer.step()
             self._after_step()
             self._update_centroids(z.detach(), labels)
@@ -269,7 +289,8 @@ class DCN(_CentroidDeepClusterer):
                  clustering_lr: float = 1e-4, random_state: int | None = 0,
                  device: str | None = None, verbose: bool = False, standardize: bool = False,
                  final_recluster: bool = False, augmentation_invariance: bool = False,
-                 checkpoint_path: str | None = None, checkpoint_every: int = 10):
+                 checkpoint_path: str | None = None, checkpoint_every: int = 10,
+                 distributed: bool | None = None):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
@@ -279,6 +300,7 @@ class DCN(_CentroidDeepClusterer):
         self.final_recluster = final_recluster
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.distributed = distributed
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -340,6 +362,14 @@ class ACeDeC(_CentroidDeepClusterer):
             start, every that many clustering epochs, and at the end; ``fit(X, resume=True)``
             continues from that checkpoint (a run killed during clustering does not pretrain
             again).
+        distributed: data-parallel training over torch.distributed (see
+            :mod:`pydeepclust.distributed`): None (default) when a process group of more than
+            one rank is initialised (e.g. under ``torchrun``), True to require one, False to
+            train alone on every rank. Every rank passes the same X; ``batch_size`` is the
+            global batch (divisible by the number of ranks). Pretraining and the clustering
+            epochs take each rank's rows of every batch with the loss of the whole batch
+            and averaged gradients; the mini-batch k-means update sums the ranks' counts and
+            sums; the start (k-means, Sub-K-Means) is rank 0's. Rank 0 writes the checkpoints.
 
     Fitted attributes: ``labels_``, ``V_`` (d x d, orthogonal), ``beta_cs_`` (numpy, in (0, 1)),
     ``cluster_dims_`` (rotated dimensions with beta_cs > 0.55, the authors' hardening,
@@ -354,7 +384,7 @@ class ACeDeC(_CentroidDeepClusterer):
                  random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False, standardize: bool = False, final_recluster: bool = False,
                  augmentation_invariance: bool = False, checkpoint_path: str | None = None,
-                 checkpoint_every: int = 10):
+                 checkpoint_every: int = 10, distributed: bool | None = None):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
@@ -363,6 +393,7 @@ class ACeDeC(_CentroidDeepClusterer):
         self.final_recluster = final_recluster
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.distributed = distributed
         self.n_init = n_init
         self.init_steps = init_steps
         self.init_lr = init_lr
@@ -505,9 +536,9 @@ class ACeDeC(_CentroidDeepClusterer):
 
     @property
     def cluster_dims_(self) -> np.ndarray:
-        """Rotated dimensions in the cluster space, highest beta_cs first: those with
-        beta_cs > 0.5 + ``SHARED_SPACE_VARIATION``; at least one, and at least one is left to
-        the shared space."""
+        """The rotated dimensions of the cluster space, those with beta_cs > 0.5 +
+        ``SHARED_SPACE_VARIATION``, highest beta_cs first (at least one, and at least one is
+        left to the shared space)."""
         order = np.argsort(-self.beta_cs_, kind="stable")
         n_cluster = int(np.clip((self.beta_cs_ > 0.5 + SHARED_SPACE_VARIATION).sum(),
                                 1, len(order) - 1))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pydeepclust import distributed as pdist
 from pydeepclust.data.augment import random_affine
 from pydeepclust.models.base import DeepClusterer, to_device_if_fits
 from pydeepclust.nn import ConvDecoder28, check_widths
@@ -168,6 +169,10 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
     (:func:`augment_normalized`; X must hold images, (n, H, W) or (n, C, H, W)), as the
     authors' library pretrains when augmentation invariance is asked for.
 
+    Under torch.distributed (see :mod:`pydeepclust.distributed`) every rank passes the same X
+    and takes its rows of each batch; the loss is the mean over the whole batch, the
+    gradients are averaged: the same steps as one process.
+
     ``corruption`` > 0 trains a denoising autoencoder (the stacked denoising AE of DEC, whose
     pretraining the ACe/DeC paper follows): that fraction of each input's features is zeroed
     (dropout, drawn from ``generator``) and the clean input is reconstructed. Zeroed in the
@@ -184,18 +189,22 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
         epoch_iter = progress(epoch_iter, "pretraining")
     for epoch in epoch_iter:
         for idx in torch.randperm(len(X), generator=generator).split(batch_size):
-            x = X[idx].to(device)
+            # under torch.distributed: this rank's rows, random draws made for the whole batch
+            rows = pdist.rank_rows(len(idx))
             if augment:
-                x = augment_normalized(net, x, generator)
+                x = augment_normalized(net, X[idx].to(device), generator)[rows]
+            else:
+                x = X[idx[rows]].to(device)
             x_in = x
             if corruption > 0:
-                keep = torch.rand(x.shape, generator=generator) >= corruption
-                x_in = x * keep.to(device) / (1 - corruption)
-            loss = reconstruction_loss(x, net(x_in))
+                keep = torch.rand((len(idx), *x.shape[1:]), generator=generator)[rows]
+                x_in = x * (keep >= corruption).to(device) / (1 - corruption)
+            loss = pdist.global_mean(reconstruction_loss(x, net(x_in)), len(x), len(idx))
             if check_loss is not None:
                 check_loss(loss, epoch, {"reconstruction": loss})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            pdist.average_gradients(net.parameters())
             optimizer.step()
         if after_epoch is not None:
             after_epoch(epoch, optimizer)

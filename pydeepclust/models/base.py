@@ -8,7 +8,7 @@ sets ``labels_`` and ``n_features_in_``, ``predict``/``transform`` take new data
 ``sklearn.utils.check_array`` reads (lists, numpy arrays, read-only memmaps) or a
 torch tensor, converted to float32. ``__sklearn_tags__`` declares a clusterer and
 transformer on 2-D (and (n, H, W)) float input without NaN, non-deterministic
-only where it is (see :meth:`DeepClusterer._non_deterministic`); the estimators pass
+only where it is (see ``DeepClusterer._non_deterministic``); the estimators pass
 ``sklearn.utils.estimator_checks`` (``tests/test_sklearn_checks.py``). Fitted
 models pickle (torch modules included) and ``clone``. Reproducible with
 ``random_state`` without touching the global torch RNG. Checkpoints hold tensors
@@ -16,7 +16,7 @@ and plain values only and load with ``torch.load(weights_only=True)``.
 
 Resumable training: the models trained over epochs (those with ``checkpoint_path``) write,
 beside the fitted model, a "training" entry into every checkpoint (see
-:meth:`DeepClusterer._checkpoint`): the phase and the epochs done in it, every trainable
+``DeepClusterer._checkpoint``): the phase and the epochs done in it, every trainable
 module's weights, the fitted tensors (including those updated outside autograd), every
 optimizer's and generator's state, the history, and fingerprints of the hyperparameters and
 of the data. ``fit(X, resume=True)`` continues from it and ends with the labels an
@@ -42,6 +42,8 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from pydeepclust import distributed as pdist
 
 CHECKPOINT_FORMAT = 1
 
@@ -124,27 +126,34 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         checkpoint settings) and the same data: a ValueError names what differs. A missing
         file starts the fit from scratch (what a restarted job wants on its first try); a
         checkpoint of a finished fit gives its result at once."""
-        self._check_common_types()
-        if resume and not getattr(self, "checkpoint_path", None):
-            raise ValueError(
-                f"{type(self).__name__}: resume=True needs checkpoint_path, the checkpoint to "
-                "continue from" + ("" if "checkpoint_path" in self.get_params(deep=False) else
-                                   f" ({type(self).__name__} is not trained over epochs and "
-                                   "has none)"))
-        X = self._check_X(X, fitting=True)
-        self.sample_shape_ = tuple(X.shape[1:])
-        self.n_features_in_ = int(np.prod(self.sample_shape_))
-        if getattr(self, "checkpoint_path", None):
-            self._check_checkpoint_params()
-            self._fingerprint = {"params": self._params_fingerprint(),
-                                 "data": data_fingerprint(X)}
-            if resume and os.path.exists(self.checkpoint_path):
-                self._resume_entry = self._checked_training_entry()
-        try:
-            self._fit(X)
-        finally:  # fit-time state only: fitted models pickle and compare without it
-            self.__dict__.pop("_fingerprint", None)
-            self.__dict__.pop("_resume_entry", None)
+        name = type(self).__name__
+        with pdist.use_process_group(self._data_parallel()):
+            entry = None
+            with pdist.raise_together(name):  # a bad input on one rank stops every rank
+                self._check_common_types()
+                if resume and not getattr(self, "checkpoint_path", None):
+                    raise ValueError(
+                        f"{name}: resume=True needs checkpoint_path, the checkpoint to continue "
+                        "from" + ("" if "checkpoint_path" in self.get_params(deep=False) else
+                                  f" ({name} is not trained over epochs and has none)"))
+                X = self._check_X(X, fitting=True)
+                self.sample_shape_ = tuple(X.shape[1:])
+                self.n_features_in_ = int(np.prod(self.sample_shape_))
+                if getattr(self, "checkpoint_path", None):
+                    self._check_checkpoint_params()
+                    self._fingerprint = {"params": self._params_fingerprint(),
+                                         "data": data_fingerprint(X)}
+                    # rank 0 reads (the only rank that writes), the others get its copy
+                    if resume and pdist.rank() == 0 and os.path.exists(self.checkpoint_path):
+                        entry = self._checked_training_entry()
+            pdist.check_same_data(X, name)
+            if resume:
+                self._resume_entry = pdist.broadcast_object(entry)
+            try:
+                self._fit(X)
+            finally:  # fit-time state only: fitted models pickle and compare without it
+                self.__dict__.pop("_fingerprint", None)
+                self.__dict__.pop("_resume_entry", None)
         return self
 
     def predict(self, X) -> np.ndarray:
@@ -239,8 +248,51 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
 
     def _write_checkpoint(self, state: dict) -> None:
         """The one writer of ``checkpoint_path`` during training (atomically; under
-        torch.distributed only one rank is to write)."""
-        atomic_save(state, self.checkpoint_path)
+        torch.distributed rank 0 alone writes: every rank holds the same state)."""
+        if pdist.rank() == 0:
+            atomic_save(state, self.checkpoint_path)
+
+    # -- data-parallel training (torch.distributed) ---------------------------------
+
+    def _data_parallel(self) -> bool:
+        """Whether this fit trains data-parallel over the default process group: for the
+        models with a ``distributed`` parameter (None: when a group of more than one rank is
+        initialised; True: require one; False: train alone on every rank)."""
+        if "distributed" not in self.get_params(deep=False):
+            return False
+        name, wanted = type(self).__name__, self.distributed
+        if wanted not in (None, True, False):
+            raise ValueError(f"{name}: distributed must be None (use a torch.distributed "
+                             "process group when one is initialised), True (require one) or "
+                             f"False (train alone on every rank), got {wanted!r}")
+        active = pdist.process_group_active()
+        if wanted is True and not active:
+            raise ValueError(f"{name}: distributed=True, but no torch.distributed process group "
+                             "of more than one rank is initialised (run under torchrun, or call "
+                             "torch.distributed.init_process_group first)")
+        return active and wanted is not False
+
+    def _check_global_batch(self, batch_size: int) -> None:
+        """Under torch.distributed ``batch_size`` is the global batch, split evenly over the
+        ranks: it must be divisible by their number (checked on every rank alike)."""
+        world = pdist.world_size()
+        if batch_size % world:
+            raise ValueError(f"{type(self).__name__}: batch_size={batch_size} is the global "
+                             f"batch, split over the {world} ranks of torch.distributed, and "
+                             f"must be divisible by {world}")
+
+    def _check_ranks_in_sync(self, what: str) -> None:
+        """The debug check of :func:`pydeepclust.distributed.check_in_sync` on the weights
+        and the tensors updated outside autograd (``PYDEEPCLUST_CHECK_SYNC=1``)."""
+        if not pdist.is_distributed():
+            return
+        state = {f"{name}.{key}": value for name, module in self._modules().items()
+                 for key, value in module.state_dict().items()}
+        try:
+            state.update(self._fitted_tensors())
+        except AttributeError:  # not all fitted yet (e.g. before the first clustering)
+            pass
+        pdist.check_in_sync(state, what)
 
     # -- resumable training -----------------------------------------------------
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import pydeepclust.ops as ops
+from pydeepclust import distributed as pdist
 from pydeepclust.models.base import DeepClusterer
 from pydeepclust.nn import autoencoder
 from pydeepclust.optim import CayleyAdam
@@ -50,7 +51,8 @@ class GenKSC(DeepClusterer):
         eta_ksc, eta_rec, eta_cl: weights of the KSC, reconstruction and cluster terms
             (paper: η_rec = η_cl = 1 on MNIST012; 0.001 and 0.008 on Fashion-MNIST).
         warmup_epochs: epochs without the cluster term (paper: 10 on MNIST012, 32 on FMNIST).
-        epochs, batch_size, lr (AdamW, networks), lr_stiefel (CayleyAdam, U), weight_decay.
+        epochs, batch_size, lr, lr_stiefel, weight_decay: the training length, the batch, the
+            learning rates (AdamW on the networks, CayleyAdam on U) and AdamW's weight decay.
             ``warmup_epochs``, ``batch_size``, ``lr`` and ``lr_stiefel`` default to None: set
             by the architecture the data gets (``MLP_DEFAULTS`` / ``CONV_DEFAULTS``). The conv
             net (28x28 images, MNIST-size sets) gets the authors' settings: batch 256, lr 1e-4
@@ -70,9 +72,19 @@ class GenKSC(DeepClusterer):
         degree_floor: degrees are clamped below at ``degree_floor × mean |d|`` (zero
             gradient where clamped) — a linear kernel on signed features can give degrees
             ≤ 0, whose inverse would blow up.
-        random_state, device (None: CUDA when available), verbose (tqdm progress).
+        random_state, device, verbose: the seed, the device (None: CUDA when available),
+            a tqdm progress bar.
         checkpoint_path, checkpoint_every: save the model every that many epochs and at
             the end; ``fit(X, resume=True)`` continues from that checkpoint.
+        distributed: data-parallel training over torch.distributed (see
+            :mod:`pydeepclust.distributed`): None (default) when a process group of more than
+            one rank is initialised (e.g. under ``torchrun``), True to require one, False to
+            train alone on every rank. Every rank passes the same X; ``batch_size`` is the
+            global batch (divisible by the number of ranks) and every step's loss is that of
+            the global batch (see :meth:`losses`); U's Cayley step follows the averaged
+            gradient, the code alignment is rank 0's. The conv decoder's batch norm keeps
+            per-rank statistics (torch's SyncBatchNorm runs on CUDA only). Rank 0 writes the
+            checkpoints.
 
     Attributes after ``fit``: ``labels_``, ``codes_`` (k × m simplex codes), ``U_``,
     ``center_`` (weighted centre of the training features),
@@ -89,7 +101,8 @@ class GenKSC(DeepClusterer):
                  lr_stiefel: float | None = None, weight_decay: float = 1e-2,
                  align_codes: bool = True, degree_floor: float = 1e-3, random_state: int | None = None,
                  device: str | None = None, verbose: bool = True,
-                 checkpoint_path: str | None = None, checkpoint_every: int = 10):
+                 checkpoint_path: str | None = None, checkpoint_every: int = 10,
+                 distributed: bool | None = None):
         self.n_clusters = n_clusters
         self.n_components = n_components
         self.feature_dim = feature_dim
@@ -111,6 +124,7 @@ class GenKSC(DeepClusterer):
         self.verbose = verbose
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.distributed = distributed
 
     # -- configuration ---------------------------------------------------------
 
@@ -178,11 +192,18 @@ class GenKSC(DeepClusterer):
 
     # -- the loss ------------------------------------------------------------------
 
-    def _degrees(self, phi: Tensor) -> tuple[Tensor, float]:
-        """Linear-kernel degrees ``φ_i · Σ_j φ_j`` (O(n d_f)) and the clamp floor for them."""
+    def _degrees(self, phi: Tensor, global_batch: bool = False) -> tuple[Tensor, float]:
+        """Linear-kernel degrees ``φ_i · Σ_j φ_j`` (O(n d_f)) and the clamp floor for them.
+        ``global_batch``: under torch.distributed phi holds this rank's rows of the global
+        batch, and Σ_j φ_j and the mean ``|d|`` of the floor run over all of it."""
         # non-finite features surface below, in GenKSC's own words
-        degrees = ops.kernel_degrees(phi, kernel="linear", check_finite=False)
-        scale = float(degrees.detach().abs().mean())
+        if global_batch and pdist.is_distributed():
+            degrees = phi @ pdist.all_reduce_sum(phi.sum(0))
+            scale = float(pdist.all_reduce_sum(degrees.detach().abs().sum())) / \
+                pdist.global_count(len(phi), phi.device)
+        else:
+            degrees = ops.kernel_degrees(phi, kernel="linear", check_finite=False)
+            scale = float(degrees.detach().abs().mean())
         if not math.isfinite(scale):
             raise FloatingPointError(
                 "GenKSC: the encoder's features became non-finite (mean |degree| = "
@@ -191,13 +212,22 @@ class GenKSC(DeepClusterer):
         return degrees, self.degree_floor * max(scale, 1e-12)
 
     def losses(self, x: Tensor, with_cluster: bool = True) -> dict[str, Tensor]:
-        """The loss terms of eq. (3) on one batch (means over the batch)."""
+        """The loss terms of eq. (3) on one batch (means over the batch). Under
+        torch.distributed x is this rank's share of the global batch and the terms are the
+        global batch's, on every rank (DESIGN §6): the degrees against the summed features,
+        the floor from the summed ``|d|``, the weighted centre from the summed Σwφ and Σw, and the
+        means over all ranks' rows."""
         n = x.shape[0]
         phi = self.encoder_(x)
-        degrees, floor = self._degrees(phi)
+        degrees, floor = self._degrees(phi, global_batch=True)
         w = ops.inverse_degrees(degrees, nonpositive="clamp", eps=floor)
-        phi_c = phi - ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor,
-                                          check_finite=False)
+        if pdist.is_distributed():
+            center = pdist.all_reduce_sum((w.unsqueeze(1) * phi).sum(0)) / \
+                pdist.all_reduce_sum(w.sum())
+        else:
+            center = ops.weighted_center(phi, degrees, nonpositive="clamp", eps=floor,
+                                         check_finite=False)
+        phi_c = phi - center
         scores = phi_c @ self.U_
         ksc = (-0.5 * (w * scores.pow(2).sum(1)).sum() + 0.5 * phi_c.pow(2).sum()) / n
         # conv decoders return (n, C, H, W) also for (n, H, W) samples: compare like with like
@@ -208,7 +238,8 @@ class GenKSC(DeepClusterer):
             m = self.codes_.shape[1]
             dist, _ = ops.cosine_simplex_assign(scores[:, :m], self.codes_)
             parts["cl"] = dist.mean()
-        return parts
+        total = pdist.global_count(n, x.device)
+        return {k: pdist.global_mean(v, n, total) for k, v in parts.items()}
 
     def _total(self, parts: dict[str, Tensor]) -> Tensor:
         total = self.eta_ksc * parts["ksc"] + self.eta_rec * parts["rec"]
@@ -221,6 +252,7 @@ class GenKSC(DeepClusterer):
     def _fit(self, X: Tensor) -> None:
         self._check_checkpoint_params()
         self._build(tuple(X.shape[1:]))
+        self._check_global_batch(self.batch_size_)
         device = self._device()
         self.history_ = []
         resumed = self._resumed()
@@ -243,12 +275,14 @@ class GenKSC(DeepClusterer):
             batches = 0
             for idx in self._minibatches(len(X), self.batch_size_, generators["batches"],
                                          drop_last=True):
+                idx = idx[pdist.rank_rows(len(idx))]  # this rank's share of the global batch
                 parts = self.losses(X_train[idx].to(device), with_cluster)
                 loss = self._total(parts)
                 self._check_loss(loss, epoch, parts)
                 for opt in optimizers.values():
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
+                pdist.average_gradients([*nets, self.U_])
                 for opt in optimizers.values():
                     opt.step()
                 for k, v in parts.items():
@@ -261,6 +295,7 @@ class GenKSC(DeepClusterer):
             self._finalize(X_train)
             if self.align_codes and epoch + 1 == self.warmup_epochs_:
                 self._align_codes(X_train)
+            self._check_ranks_in_sync(f"GenKSC epoch {epoch}")
             if self._checkpoint_due(epoch) or (self.checkpoint_path and epoch + 1 == self.epochs):
                 self._checkpoint("training", epoch + 1, optimizers, generators)
 
@@ -292,6 +327,7 @@ class GenKSC(DeepClusterer):
             u, _, vh = torch.linalg.svd(centers.T @ codes[order])
             rotation = (u @ vh).to(self.U_)
             self.U_.copy_(self.U_ @ rotation)
+            pdist.broadcast_(self.U_)  # rank 0's rotation on every rank
 
     # -- inference -------------------------------------------------------------------
 

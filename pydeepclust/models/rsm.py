@@ -42,12 +42,13 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
 import pydeepclust.ops as ops
+from pydeepclust import distributed as pdist
 from pydeepclust.ops.rbf import DISTRIBUTIONS as BANDWIDTH_DISTRIBUTIONS
 from pydeepclust.models.autoencoder import Autoencoder, pretrain_autoencoder
 from pydeepclust.models.base import DeepClusterer
 from pydeepclust.nn import ConvEncoder28, check_widths, mlp
 
-__all__ = ["RSM", "default_hidden", "knn_indices", "knn_ratio_cut", "orthonormality_penalty",
+__all__ = ["RSM", "batch_gram", "default_hidden", "knn_indices", "knn_ratio_cut", "orthonormality_penalty",
            "rsm_loss", "whiten"]
 
 KERNELS = ("rbf", "knn")
@@ -63,20 +64,34 @@ AFFINITY_INPUTS = ("input", "autoencoder")
 NETWORK_INPUTS = ("raw", "autoencoder")
 
 
-def orthonormality_penalty(Z: Tensor) -> Tensor:
-    """``||Z^T Z / B - I||_F^2`` for a batch Z of shape (B, k)."""
-    gram = Z.T @ Z / Z.shape[0]
+def orthonormality_penalty(Z: Tensor, gram: Tensor | None = None) -> Tensor:
+    """``||Z^T Z / B - I||_F^2`` for a batch Z of shape (B, k) (``gram``: ``Z^T Z / B`` if
+    already at hand, e.g. :func:`batch_gram`'s over the global batch)."""
+    gram = Z.T @ Z / Z.shape[0] if gram is None else gram
     return (gram - torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)).square().sum()
 
 
+def batch_gram(Z: Tensor) -> Tensor:
+    """``Z^T Z / B`` of the batch; under torch.distributed, of the global batch (Z this rank's
+    rows; the partial Grams and row counts summed over the ranks, differentiably)."""
+    count = pdist.global_count(Z.shape[0], Z.device)
+    return pdist.all_reduce_sum(Z.T @ Z) / count
+
+
 @torch.no_grad()
-def knn_indices(A: Tensor, n_neighbors: int, block: int = 1024) -> Tensor:
-    """(B, n_neighbors) indices of each row's nearest other rows, in row blocks (O(block B))."""
+def knn_indices(A: Tensor, n_neighbors: int, block: int = 1024, columns: Tensor | None = None,
+                row_offset: int = 0) -> Tensor:
+    """(B, n_neighbors) indices of each row's nearest other rows, in row blocks (O(block B)).
+
+    ``columns``: the points the neighbours are drawn from (default A itself), where row i of
+    A is column ``row_offset + i`` (not its own neighbour): under torch.distributed a rank's
+    rows against the gathered batch."""
+    columns = A if columns is None else columns
     out = []
     for start in range(0, len(A), block):
-        dist = torch.cdist(A[start:start + block], A)
+        dist = torch.cdist(A[start:start + block], columns)
         rows = torch.arange(dist.shape[0], device=A.device)
-        dist[rows, rows + start] = float("inf")  # not itself
+        dist[rows, rows + start + row_offset] = float("inf")  # not itself
         out.append(dist.topk(n_neighbors, dim=1, largest=False).indices)
     return torch.cat(out)
 
@@ -84,8 +99,11 @@ def knn_indices(A: Tensor, n_neighbors: int, block: int = 1024) -> Tensor:
 def knn_ratio_cut(Z: Tensor, neighbors: Tensor) -> Tensor:
     """The ratio cut of the kNN graph S_ij = 1 for j in N(i), divided by its total weight:
     ``mean_i mean_{j in N(i)} ||z_i - z_j||^2``. (The cut of S equals that of the symmetric
-    (S + S^T) / 2, so no symmetrisation is needed.)"""
-    return (Z.unsqueeze(1) - Z[neighbors]).square().sum(-1).mean()
+    (S + S^T) / 2, so no symmetrisation is needed.) Under torch.distributed: Z this rank's
+    rows, ``neighbors`` indices into the gathered batch, the mean over the global batch."""
+    Z_all = pdist.all_gather(Z)
+    local = (Z.unsqueeze(1) - Z_all[neighbors]).square().sum(-1).mean()
+    return pdist.global_mean(local, len(Z), pdist.global_count(len(Z), Z.device))
 
 
 def default_hidden(input_dim: int) -> tuple[int, ...]:
@@ -104,7 +122,7 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def whiten(Z: Tensor, jitter: float | None = None) -> Tensor:
+def whiten(Z: Tensor, jitter: float | None = None, gram: Tensor | None = None) -> Tensor:
     """``Z R^-1`` with ``R^T R = Z^T Z / B`` (Cholesky): the batch's embedding with exactly
     orthonormal columns (``W^T W / B = I``) spanning the same space; differentiable.
 
@@ -113,15 +131,16 @@ def whiten(Z: Tensor, jitter: float | None = None) -> Tensor:
     so the other k - 1 carry the clusters; centred, k-means would weigh a k-th, smooth
     within-cluster eigenvector as much as the cluster indicators (two circles: NMI 0).
     ``jitter`` (relative to the mean diagonal; default 10 machine epsilons of Z's dtype)
-    keeps R invertible."""
+    keeps R invertible. ``gram``: ``Z^T Z / B`` if at hand (:func:`batch_gram` under
+    torch.distributed, where R comes from the global batch)."""
     if jitter is None:
         jitter = 10 * torch.finfo(Z.dtype).eps
-    return torch.linalg.solve_triangular(_gram_cholesky(Z, jitter), Z.T, upper=False).T
+    return torch.linalg.solve_triangular(_gram_cholesky(Z, jitter, gram), Z.T, upper=False).T
 
 
-def _gram_cholesky(Z: Tensor, jitter: float) -> Tensor:
+def _gram_cholesky(Z: Tensor, jitter: float, gram: Tensor | None = None) -> Tensor:
     """Cholesky factor of ``Z^T Z / n`` (+ ``jitter`` x its mean diagonal), or a clear error."""
-    gram = Z.T @ Z / Z.shape[0]
+    gram = Z.T @ Z / Z.shape[0] if gram is None else gram
     eye = torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)
     L, info = torch.linalg.cholesky_ex(gram + jitter * gram.diagonal().mean().detach() * eye)
     if int(info) != 0:
@@ -136,13 +155,26 @@ def rsm_loss(A: Tensor, Z: Tensor, sigma: Tensor | float | None = None,
              whiten_cut: bool = True) -> dict[str, Tensor]:
     """RSM's loss terms for one batch: the normalised ratio cut of the graph on A (RBF with
     bandwidth ``sigma``, or the kNN graph given by ``neighbors``) of Z (of :func:`whiten`'s
-    Z when ``whiten_cut``), and the weighted penalty ``lambda ||Z^T Z / B - I||^2`` on Z."""
-    Zc = whiten(Z) if whiten_cut else Z
-    if neighbors is None:
-        cut = ops.rbf_ratio_cut(A, Zc, sigma, normalization="degree")
-    else:
+    Z when ``whiten_cut``), and the weighted penalty ``lambda ||Z^T Z / B - I||^2`` on Z.
+
+    Under torch.distributed (DESIGN §6) A and Z are this rank's rows of the global batch,
+    ``neighbors`` index the gathered batch, and both terms are those of the global batch, on
+    every rank: the whitening and the penalty from the summed Gram, the RBF cut from the
+    rectangular streaming op (these rows against the gathered batch) with the cut and the
+    degrees summed over the ranks."""
+    gram = batch_gram(Z)
+    Zc = whiten(Z, gram=gram) if whiten_cut else Z
+    if neighbors is not None:
         cut = knn_ratio_cut(Zc, neighbors)
-    return {"cut": cut, "penalty": penalty_weight * orthonormality_penalty(Z)}
+    elif pdist.is_distributed():
+        A_all, offset = pdist.gather_rows(A)
+        part, degrees = ops.rbf_ratio_cut_rows(A, Zc, A_all, pdist.all_gather(Zc), sigma,
+                                               row_offset=offset)
+        total = pdist.all_reduce_sum(degrees.sum())
+        cut = pdist.all_reduce_sum(part) / torch.where(total > 0, total, torch.ones_like(total))
+    else:
+        cut = ops.rbf_ratio_cut(A, Zc, sigma, normalization="degree")
+    return {"cut": cut, "penalty": penalty_weight * orthonormality_penalty(Z, gram)}
 
 
 class RSM(DeepClusterer):
@@ -223,6 +255,15 @@ class RSM(DeepClusterer):
         checkpoint_path, checkpoint_every: save the model (labels included) every that many
             epochs, and at the end (and the autoencoder pretrained here, before the first
             epoch); ``fit(X, resume=True)`` continues from that checkpoint.
+        distributed: data-parallel training over torch.distributed (see
+            :mod:`pydeepclust.distributed`): None (default) when a process group of more than
+            one rank is initialised (e.g. under ``torchrun``), True to require one, False to
+            train alone on every rank. Every rank passes the same X; ``batch_size`` is the
+            global batch (divisible by the number of ranks; the default is rounded down to a
+            multiple of it), and each rank computes its share of every step's loss on the
+            global batch: the summed Gram for the whitening and the penalty, its rows' kNN
+            neighbours and RBF cut (:func:`pydeepclust.ops.rbf_ratio_cut_rows`) against the
+            gathered batch. Rank 0 writes the checkpoints.
 
     Attributes after ``fit``: ``labels_``, ``cluster_centers_`` (k-means centres in the
     embedding), ``whitening_`` (k x k: ``transform(X) = f(X) @ whitening_`` has orthonormal
@@ -246,7 +287,8 @@ class RSM(DeepClusterer):
                  epochs: int | None = None, batch_size: int | None = None,
                  lr: float | None = None, n_init: int = 10,
                  random_state: int | None = 0, device: str | None = None, verbose: bool = False,
-                 checkpoint_path: str | None = None, checkpoint_every: int = 10):
+                 checkpoint_path: str | None = None, checkpoint_every: int = 10,
+                 distributed: bool | None = None):
         self.n_clusters = n_clusters
         self.embedding_dim = embedding_dim
         self.arch = arch
@@ -274,6 +316,7 @@ class RSM(DeepClusterer):
         self.verbose = verbose
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.distributed = distributed
 
     # -- parameters and networks --------------------------------------------------------
 
@@ -331,9 +374,12 @@ class RSM(DeepClusterer):
                             f"{type(self.autoencoder).__name__}")
 
     def _batch_size(self, n_samples: int) -> int:
-        """The batch size used for n samples: ``batch_size``, or min(n, 16,384) for None."""
-        size = min(n_samples, MAX_DEFAULT_BATCH) if self.batch_size is None else self.batch_size
-        return min(size, n_samples)
+        """The (global) batch size used for n samples: ``batch_size``, or min(n, 16,384) for
+        None, rounded down to a multiple of the number of ranks under torch.distributed."""
+        if self.batch_size is not None:
+            return min(self.batch_size, n_samples)
+        size = min(n_samples, MAX_DEFAULT_BATCH)
+        return size - size % pdist.world_size()
 
     def _epochs(self, n_samples: int) -> int:
         """``epochs``, or for None enough epochs for ``DEFAULT_STEPS`` optimizer steps, at most
@@ -410,6 +456,7 @@ class RSM(DeepClusterer):
         generators = {"batches": self._generator(offset=1), "draws": self._generator(offset=2)}
         start = self._resume_loop(resumed, optimizers, generators) if resumed else 0
         self.batch_size_, self.epochs_ = self._batch_size(len(X)), self._epochs(len(X))
+        self._check_global_batch(self.batch_size_)
         if self.checkpoint_path and start == 0 and "autoencoder" in (self.affinity_on,
                                                                      self.network_input):
             # the pretrained autoencoder, so that a resumed fit does not pretrain it again
@@ -421,17 +468,20 @@ class RSM(DeepClusterer):
             steps = 0
             for idx in self._minibatches(len(X), self.batch_size_, generators["batches"],
                                          drop_last=True):
+                idx = idx[pdist.rank_rows(len(idx))]  # this rank's share of the global batch
                 x, a = X[idx].to(device), A[idx].to(device)
                 parts = self._batch_loss(x, a, generators["draws"])
                 loss = parts["cut"] + parts["penalty"]
                 self._check_loss(loss, epoch, parts)
                 optimizers["network"].zero_grad(set_to_none=True)
                 loss.backward()
+                pdist.average_gradients(self.network_.parameters())
                 optimizers["network"].step()
                 for name, value in parts.items():
                     sums[name] += float(value.detach())
                 steps += 1
             self.history_.append({name: value / steps for name, value in sums.items()})
+            self._check_ranks_in_sync(f"RSM epoch {epoch}")
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix({n: f"{v:.3g}" for n, v in self.history_[-1].items()})
             if self._checkpoint_due(epoch) and epoch + 1 < self.epochs_:
@@ -482,31 +532,43 @@ class RSM(DeepClusterer):
             return self._embed_in_batches(net.embed, X).cpu()
 
     def _batch_loss(self, x: Tensor, a: Tensor, draws: torch.Generator) -> dict[str, Tensor]:
+        """The loss terms of one batch (under torch.distributed: of the global batch, x and a
+        this rank's rows of it; the graph's random draws are the same on every rank)."""
         z = self.network_(x)
         if self.kernel == "knn":
             low, high = self.n_neighbors_range
             m = int(torch.randint(low, high + 1, (1,), generator=draws))
-            return rsm_loss(a, z, neighbors=knn_indices(a, m), penalty_weight=self.penalty_weight,
+            a_all, offset = pdist.gather_rows(a)
+            neighbors = knn_indices(a, m, columns=a_all, row_offset=offset)
+            del a_all
+            return rsm_loss(a, z, neighbors=neighbors, penalty_weight=self.penalty_weight,
                             whiten_cut=self.whiten_cut)
-        low, high = self.bandwidth_range
-        sigma = ops.sample_bandwidths(a, low, high, scale=self.bandwidth_scale,
-                                      distribution=self.bandwidth_distribution, generator=draws,
-                                      max_points=512, n_neighbors=self.n_neighbors)
-        return rsm_loss(a, z, sigma, penalty_weight=self.penalty_weight,
+        return rsm_loss(a, z, self._bandwidth(a, draws), penalty_weight=self.penalty_weight,
                         whiten_cut=self.whiten_cut)
 
+    def _bandwidth(self, a: Tensor, draws: torch.Generator) -> Tensor:
+        """The batch's random RBF bandwidth, drawn from the whole (gathered) batch."""
+        low, high = self.bandwidth_range
+        return ops.sample_bandwidths(pdist.all_gather(a), low, high, scale=self.bandwidth_scale,
+                                     distribution=self.bandwidth_distribution, generator=draws,
+                                     max_points=512, n_neighbors=self.n_neighbors)
+
     def _cluster(self, inputs: Tensor) -> None:
-        """Whitening of the training embedding, k-means on it; labels_ = nearest centre."""
+        """Whitening of the training embedding, k-means on it; labels_ = nearest centre.
+        Under torch.distributed rank 0 computes both and every rank gets its values."""
         self.network_.eval()
         with torch.no_grad():
             Z = self._embed_in_batches(self.network_, inputs)
             eye = torch.eye(Z.shape[1], dtype=Z.dtype, device=Z.device)
-            self.whitening_ = self._whitening(Z) if self.whiten_cut else eye
+            self.whitening_ = pdist.broadcast_(self._whitening(Z) if self.whiten_cut else eye)
             Z = Z @ self.whitening_
-        km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
-        km.fit(Z.cpu().double().numpy())
-        self.cluster_centers_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32,
-                                                device=Z.device)
+        centers = torch.zeros(self.n_clusters, Z.shape[1], device=Z.device)
+        if pdist.rank() == 0:
+            km = KMeans(self.n_clusters, n_init=self.n_init,
+                        random_state=self._int_seed(offset=3))
+            km.fit(Z.cpu().double().numpy())
+            centers = torch.as_tensor(km.cluster_centers_, dtype=torch.float32, device=Z.device)
+        self.cluster_centers_ = pdist.broadcast_(centers)
         self.labels_ = self._nearest(Z).cpu().numpy()
 
     @staticmethod
