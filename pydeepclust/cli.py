@@ -77,6 +77,21 @@ def model_input(dataset, arch: str = "auto") -> np.ndarray:
 
 
 def cmd_fit(args) -> int:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank loads the data and trains its share
+    of each global batch over a process group set up here (NCCL on CUDA, gloo on the CPU);
+    rank 0 alone writes the checkpoint, metrics and pictures and prints."""
+    from pydeepclust import distributed as pdist
+
+    group = pdist.init_from_env(args.device)
+    try:
+        return _fit_and_report(args)
+    finally:
+        if group:
+            torch.distributed.destroy_process_group()
+
+
+def _fit_and_report(args) -> int:
+    from pydeepclust import distributed as pdist
     from pydeepclust.data import load_dataset
     from pydeepclust.metrics import cluster_report
 
@@ -91,6 +106,8 @@ def cmd_fit(args) -> int:
     elif args.k < 2:
         raise ValueError(f"--k must be >= 2 (clusters), got {args.k}")
     model = module.from_cli(args, train)
+    if not pdist.is_main_process() and "verbose" in model.get_params():
+        model.set_params(verbose=False)  # one progress bar, rank 0's
     X = model_input(train)
     os.makedirs(args.out, exist_ok=True)
     checkpoint = os.path.join(args.out, "model.pt")
@@ -99,9 +116,14 @@ def cmd_fit(args) -> int:
     elif args.resume:
         raise ValueError(f"--resume: {args.model} is not trained over epochs (no checkpoints "
                          "to resume from)")
+    if pdist.process_group_active() and pdist.is_main_process():
+        print(f"{args.model}: {torch.distributed.get_world_size()} ranks "
+              f"({torch.distributed.get_backend()}); --batch-size is the global batch")
     start = time.perf_counter()
     model.fit(X, resume=args.resume)
     wall = time.perf_counter() - start
+    if not pdist.is_main_process():
+        return 0
     results = {"model": args.model, "data": train.name, "n_samples": len(train),
                "seed": args.seed, "fit_seconds": round(wall, 2),
                "train": cluster_report(train.y, model.labels_)}

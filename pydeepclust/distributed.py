@@ -279,6 +279,13 @@ def init_from_env(device: str | None = None, timeout_s: float = 600.0) -> bool:
     on_cuda = torch.cuda.is_available() and (device is None or str(device).startswith("cuda"))
     if on_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if on_cuda else "gloo",
-                            timeout=datetime.timedelta(seconds=timeout_s))
+    timeout = datetime.timedelta(seconds=timeout_s)
+    store, rank_, world = next(dist.rendezvous("env://", timeout=timeout))
+    # A group restarted by torchrun (--max-restarts) meets in the same store: without a
+    # prefix per attempt, a rank can read a dead peer's address from the attempt before
+    # (measured here: gloo's connectFullMesh refused, the restart failed).
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timeout, rank=rank_,
+                            world_size=world,
+                            store=dist.PrefixStore(f"pydeepclust/attempt-{attempt}", store))
     return is_distributed()
