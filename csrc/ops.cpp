@@ -36,13 +36,15 @@ TORCH_LIBRARY(pydeepclust, m) {
       "Tensor grad_degree, bool zero_diagonal) -> Tensor");
   // Rectangular form for data-parallel RSM (DESIGN §6): rows X, Z (a rank's slice, starting at
   // row row_offset of the gathered batch) against columns Xc, Zc (the gathered batch).
+  // cut_grad_Zc = d cut / d Zc, reduced in the forward's pass over S (the backward then
+  // streams over S again only for gradients of the inputs X, Xc).
   m.def(
       "rbf_ratio_cut_rows(Tensor X, Tensor Z, Tensor Xc, Tensor Zc, Tensor sigma, int row_offset, "
-      "bool zero_diagonal) -> (Tensor cut, Tensor degree, Tensor SZ)");
+      "bool zero_diagonal) -> (Tensor cut, Tensor degree, Tensor SZ, Tensor cut_grad_Zc)");
   m.def(
       "rbf_ratio_cut_rows_backward(Tensor X, Tensor Z, Tensor Xc, Tensor Zc, Tensor sigma, "
       "Tensor grad_cut, Tensor grad_degree, int row_offset, bool zero_diagonal, "
-      "bool[3] output_mask) -> (Tensor grad_X, Tensor grad_Xc, Tensor grad_Zc)");
+      "bool[2] output_mask) -> (Tensor grad_X, Tensor grad_Xc)");
 
   // Low-rank Cayley retraction on the Stiefel manifold (DESIGN §3d).
   m.def("cayley_retraction(Tensor X, Tensor G, Tensor tau) -> Tensor");

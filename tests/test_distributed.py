@@ -261,3 +261,31 @@ def test_short_fits_give_the_labels_of_one_process(tmp_path):
         for case, want in labels.items():
             assert len(set(want)) == 3 and (rank_labels[case] == want).all(), case
         assert "batch_size=29 is the global batch, split over the 2 ranks" in error
+
+
+def _failing_fits(X):
+    from pydeepclust.models import DCN, RSM
+
+    errors = []
+    bad = X.clone()
+    if pdist.rank() == 1:
+        bad[3, 0] = float("nan")  # bad input on one rank only
+    for fit in (lambda: RSM(3, hidden=(16,), epochs=2, batch_size=12).fit(bad),
+                lambda: DCN(3, latent_dim=3, hidden=(16,), pretrain_epochs=1, epochs=2,
+                            batch_size=12, clustering_lr=1e30).fit(X)):
+        try:
+            fit()
+            errors.append(None)
+        except (ValueError, RuntimeError, FloatingPointError) as err:
+            errors.append(f"{type(err).__name__}: {err}")
+    return errors
+
+
+def test_an_error_on_one_rank_ends_every_rank(tmp_path):
+    """Bad input on rank 1 stops both ranks before training (rank 0 names rank 1's error);
+    a non-finite loss (of the global batch) stops both in the same step: never a hang."""
+    (bad0, nan0), (bad1, nan1) = run_ranks(_failing_fits, WORLD, tmp_path,
+                                           _global_batch(n=24).float())
+    assert bad1.startswith("ValueError: RSM: X has NaN or inf in 1 sample(s) (first: row 3)")
+    assert bad0.startswith("RuntimeError: RSM: rank 1 of 2 failed: ValueError: RSM: X has NaN")
+    assert nan0 == nan1 and nan0.startswith("FloatingPointError: DCN: the training loss became")

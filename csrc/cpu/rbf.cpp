@@ -292,7 +292,10 @@ void fill_rect_weight_tile(at::Tensor& tile, const T* zg, const T* sqz_rows, con
 }
 
 // Returns (partial cut (B,), row degree (B, n), S Zc (B, n, k)), squeezed for unbatched input.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
+// Returns (cut, degree, S Zc, d cut / d Zc); the last from S^T [Z, 1] reduced in the same
+// pass (one skinny product more per tile), so that the backward of RSM, whose inputs need no
+// gradient, streams over S no second time.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
     const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
     const at::Tensor& sigma, int64_t row_offset, bool zero_diagonal) {
   constexpr const char* op = "rbf_ratio_cut_rows";
@@ -306,10 +309,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
   const auto cols_ext = at::cat(
       {Zcb, at::ones({batch, m, 1}, Zcb.options()), squared_norms(Zcb).unsqueeze(2)}, 2);
   auto acc = at::zeros({batch, n, k + 2}, Zb.options());
+  // S^T [Z, 1] = (S^T Z, column sums)
+  const auto z_one = at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2);
+  auto acc_c = at::zeros({batch, m, k + 1}, Zb.options());
+  auto grad_zc = at::empty({batch, m, k}, Zb.options());
   auto cut = at::empty({batch}, Zb.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), op, [&] {
     for (int64_t b = 0; b < batch; ++b) {
-      const auto x = Xb[b], xc = Xcb[b], ce = cols_ext[b], out = acc[b];
+      const auto x = Xb[b], xc = Xcb[b], ce = cols_ext[b], out = acc[b], out_c = acc_c[b];
       const scalar_t* sx = sqx.data_ptr<scalar_t>() + b * n;
       const scalar_t* sc = sqc.data_ptr<scalar_t>() + b * m;
       const auto c = rbf::exponent_scale(sig.data_ptr<scalar_t>()[b]);
@@ -322,7 +329,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
           auto tile = at::mm(xi, xc.narrow(0, j0, cols).t());
           fill_rect_affinity_tile(tile, sx + i0, sc + j0, c, row_offset + i0, j0, zero_diagonal);
           out_i.addmm_(tile, ce.narrow(0, j0, cols));
+          out_c.narrow(0, j0, cols).addmm_(tile.t(), z_one[b].narrow(0, i0, rows));
         }
+      }
+      const scalar_t* ac = out_c.data_ptr<scalar_t>();
+      const scalar_t* w = Zcb[b].data_ptr<scalar_t>();
+      scalar_t* o = grad_zc[b].data_ptr<scalar_t>();
+      for (int64_t j = 0; j < m; ++j) {
+        rbf::rect_grad_z_row(ac[j * (k + 1) + k], w + j * k, ac + j * (k + 1), k, scalar_t(1),
+                             o + j * k);
       }
       const scalar_t* z = Zb.data_ptr<scalar_t>() + b * n * k;
       const scalar_t* a = out.data_ptr<scalar_t>();
@@ -336,23 +351,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cpu(
   });
   auto degree = acc.select(2, k).clone(at::MemoryFormat::Contiguous);
   auto sz = acc.narrow(2, 0, k).clone(at::MemoryFormat::Contiguous);
-  if (X.dim() == 2) return {cut.squeeze(0), degree.squeeze(0), sz.squeeze(0)};
-  return {cut, degree, sz};
+  if (X.dim() == 2) {
+    return {cut.squeeze(0), degree.squeeze(0), sz.squeeze(0), grad_zc.squeeze(0)};
+  }
+  return {cut, degree, sz, grad_zc};
 }
 
-// Gradients of g_c * cut + sum_i g_i d_i with respect to X, Xc and Zc (see rbf.h; the one
-// of Z needs only the forward's degree and S Zc), by recomputing S tile by tile.
-// output_mask picks (X, Xc, Zc); an unwanted gradient is returned as zeros.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
+// Gradients of g_c * cut + sum_i g_i d_i with respect to X and Xc (see rbf.h; those of Z
+// and Zc follow from the forward's outputs), by recomputing S tile by tile.
+// output_mask picks (X, Xc); an unwanted gradient is returned as zeros.
+std::tuple<at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
     const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
     const at::Tensor& sigma, const at::Tensor& grad_cut, const at::Tensor& grad_degree,
-    int64_t row_offset, bool zero_diagonal, std::array<bool, 3> output_mask) {
+    int64_t row_offset, bool zero_diagonal, std::array<bool, 2> output_mask) {
   constexpr const char* op = "rbf_ratio_cut_rows_backward";
   const int64_t batch = check_rows_inputs(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal, op);
   check_same_device_dtype(X, "X", grad_cut, "grad_cut", op);
   check_same_device_dtype(X, "X", grad_degree, "grad_degree", op);
-  const bool need_x = output_mask[0], need_xc = output_mask[1], need_zc = output_mask[2];
-  const bool need_w = need_x || need_xc;
+  const bool need_x = output_mask[0], need_xc = output_mask[1];
   const auto Xb = as_batched(X), Zb = as_batched(Z), Xcb = as_batched(Xc), Zcb = as_batched(Zc);
   const int64_t n = Xb.size(1), m = Xcb.size(1), d = Xb.size(2), k = Zb.size(2);
   TORCH_CHECK(grad_cut.numel() == batch && grad_degree.numel() == batch * n, op,
@@ -367,10 +383,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
   auto ws = at::zeros({batch, n}, Xb.options());
   auto wxc = at::zeros({batch, m, d}, Xb.options());
   auto wsc = at::zeros({batch, m}, Xb.options());
-  // S^T [Z, 1] = (S^T Z, column sums), for the gradient of Zc
-  const auto z_one = need_zc ? at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2) : Zb;
-  auto acc_c = at::zeros({batch, need_zc ? m : 0, k + 1}, Zb.options());
-  auto grad_zc = at::zeros({batch, m, k}, Zb.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), op, [&] {
     for (int64_t b = 0; b < batch; ++b) {
       const auto x = Xb[b], z = Zb[b], xc = Xcb[b], zc = Zcb[b];
@@ -389,10 +401,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
           const auto xj = xc.narrow(0, j0, cols);
           auto tile = at::mm(xi, xj.t());
           fill_rect_affinity_tile(tile, sx + i0, sc + j0, c, row_offset + i0, j0, zero_diagonal);
-          if (need_zc) {
-            acc_c[b].narrow(0, j0, cols).addmm_(tile.t(), z_one[b].narrow(0, i0, rows));
-          }
-          if (!need_w) continue;
           const auto ztile = at::mm(zi, zc.narrow(0, j0, cols).t()).contiguous();
           fill_rect_weight_tile(tile, ztile.data_ptr<scalar_t>(), sz + i0, szc + j0, g + i0,
                                 g_cut, row_offset + i0, j0, zero_diagonal);
@@ -406,7 +414,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
           }
         }
       }
-      // per-row epilogues, in place: (W Xc)_i -> d/dx_i, (W^T X)_j -> d/dxc_j, and d/dzc_j
+      // per-row epilogues, in place: (W Xc)_i -> d/dx_i, (W^T X)_j -> d/dxc_j
       const auto epilogue = [&](const scalar_t* xs, const scalar_t* w, scalar_t* o,
                                 int64_t count) {
         at::parallel_for(0, count, grain_for(d), [&](int64_t begin, int64_t end) {
@@ -423,19 +431,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
         epilogue(xc.data_ptr<scalar_t>(), wsc[b].data_ptr<scalar_t>(),
                  wxc[b].data_ptr<scalar_t>(), m);
       }
-      if (need_zc) {
-        const scalar_t* a = acc_c[b].data_ptr<scalar_t>();
-        const scalar_t* w = zc.data_ptr<scalar_t>();
-        scalar_t* o = grad_zc[b].data_ptr<scalar_t>();
-        for (int64_t j = 0; j < m; ++j) {
-          rbf::rect_grad_z_row(a[j * (k + 1) + k], w + j * k, a + j * (k + 1), k, g_cut,
-                               o + j * k);
-        }
-      }
     }
   });
-  if (X.dim() == 2) return {wx.squeeze(0), wxc.squeeze(0), grad_zc.squeeze(0)};
-  return {wx, wxc, grad_zc};
+  if (X.dim() == 2) return {wx.squeeze(0), wxc.squeeze(0)};
+  return {wx, wxc};
 }
 
 }  // namespace

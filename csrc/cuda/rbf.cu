@@ -184,15 +184,14 @@ __global__ void rect_grad_x_kernel(const T* __restrict__ x, const T* __restrict_
   }
 }
 
-// d/dzc_j = 2 g_c (e_j zc_j - (S^T Z)_j) (acc row = [(S^T Z)_j, e_j]).
+// d cut / dzc_j = 2 (e_j zc_j - (S^T Z)_j) (acc row = [(S^T Z)_j, e_j]).
 template <typename T>
-__global__ void rect_grad_zc_kernel(const T* __restrict__ zc, const T* __restrict__ acc,
-                                    const T* __restrict__ grad_cut, int64_t batch, int64_t m,
-                                    int64_t k, T* __restrict__ out) {
-  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < batch * m;
+__global__ void rect_cut_grad_zc_kernel(const T* __restrict__ zc, const T* __restrict__ acc,
+                                        int64_t count, int64_t k, T* __restrict__ out) {
+  for (int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; r < count;
        r += int64_t(blockDim.x) * gridDim.x) {
     const T* a = acc + r * (k + 1);
-    rbf::rect_grad_z_row(a[k], zc + r * k, a, k, grad_cut[r / m], out + r * k);
+    rbf::rect_grad_z_row(a[k], zc + r * k, a, k, T(1), out + r * k);
   }
 }
 
@@ -334,7 +333,8 @@ int64_t check_rows_inputs(const at::Tensor& X, const at::Tensor& Z, const at::Te
 }
 
 // Returns (partial cut (B,), row degree (B, n), S Zc (B, n, k)), squeezed for unbatched input.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
+// Returns (cut, degree, S Zc, d cut / d Zc), the last from S^T [Z, 1] in the same pass.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
     const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
     const at::Tensor& sigma, int64_t row_offset, bool zero_diagonal) {
   constexpr const char* op = "rbf_ratio_cut_rows";
@@ -349,11 +349,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
   const auto cols_ext = at::cat(
       {Zcb, at::ones({batch, m, 1}, Zcb.options()), squared_norms(Zcb).unsqueeze(2)}, 2);
   auto acc = at::zeros({batch, n, k + 2}, Zb.options());
+  auto acc_c = at::zeros({batch, m, k + 1}, Zb.options());  // S^T [Z, 1]
+  auto grad_zc = at::zeros({batch, m, k}, Zb.options());
   auto row_terms = at::zeros({batch, n}, Xb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && m > 0 && batch > 0) {
     const int64_t step = rect_tile_rows(batch, n, m);
     const auto xc_t = Xcb.transpose(1, 2);
+    const auto z_one = at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_rows_cuda", [&] {
       for (int64_t i0 = 0; i0 < n; i0 += step) {
         const int64_t rows = std::min(step, n - i0);
@@ -363,7 +366,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
             sig.data_ptr<scalar_t>(), batch, rows, n, m, i0, row_offset, zero_diagonal);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
         acc.narrow(1, i0, rows).copy_(at::bmm(tile, cols_ext));
+        acc_c.baddbmm_(tile.transpose(1, 2), z_one.narrow(1, i0, rows));
       }
+      rect_cut_grad_zc_kernel<scalar_t><<<grid_for(batch * m), kThreads, 0, stream>>>(
+          Zcb.data_ptr<scalar_t>(), acc_c.data_ptr<scalar_t>(), batch * m, k,
+          grad_zc.data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
       rect_row_cut_kernel<scalar_t><<<grid_for(batch * n), kThreads, 0, stream>>>(
           Zb.data_ptr<scalar_t>(), acc.data_ptr<scalar_t>(), batch * n, k,
           row_terms.data_ptr<scalar_t>());
@@ -373,22 +381,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
   auto cut = row_terms.sum(1);
   auto degree = acc.select(2, k).clone(at::MemoryFormat::Contiguous);
   auto sz = acc.narrow(2, 0, k).clone(at::MemoryFormat::Contiguous);
-  if (X.dim() == 2) return {cut.squeeze(0), degree.squeeze(0), sz.squeeze(0)};
-  return {cut, degree, sz};
+  if (X.dim() == 2) {
+    return {cut.squeeze(0), degree.squeeze(0), sz.squeeze(0), grad_zc.squeeze(0)};
+  }
+  return {cut, degree, sz, grad_zc};
 }
 
 // Gradients of g_c * cut + sum_i g_i d_i with respect to X, Xc and Zc (see rbf.h), by
-// recomputing S tile by tile; output_mask picks (X, Xc, Zc), an unwanted one is zeros.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
+// recomputing S tile by tile; output_mask picks (X, Xc), an unwanted one is zeros.
+std::tuple<at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
     const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc, const at::Tensor& Zc,
     const at::Tensor& sigma, const at::Tensor& grad_cut, const at::Tensor& grad_degree,
-    int64_t row_offset, bool zero_diagonal, std::array<bool, 3> output_mask) {
+    int64_t row_offset, bool zero_diagonal, std::array<bool, 2> output_mask) {
   constexpr const char* op = "rbf_ratio_cut_rows_backward";
   const int64_t batch = check_rows_inputs(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal, op);
   check_same_device_dtype(X, "X", grad_cut, "grad_cut", op);
   check_same_device_dtype(X, "X", grad_degree, "grad_degree", op);
   const c10::cuda::CUDAGuard guard(X.device());
-  const bool need_x = output_mask[0], need_xc = output_mask[1], need_zc = output_mask[2];
+  const bool need_x = output_mask[0], need_xc = output_mask[1];
   const auto Xb = as_batched(X), Zb = as_batched(Z), Xcb = as_batched(Xc), Zcb = as_batched(Zc);
   const int64_t n = Xb.size(1), m = Xcb.size(1), d = Xb.size(2), k = Zb.size(2);
   TORCH_CHECK(grad_cut.numel() == batch && grad_degree.numel() == batch * n, op,
@@ -403,13 +413,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
   auto ws = at::zeros({batch, n}, Xb.options());
   auto wxc = at::zeros({batch, m, d}, Xb.options());
   auto wsc = at::zeros({batch, m}, Xb.options());
-  auto acc_c = at::zeros({batch, m, k + 1}, Zb.options());  // S^T [Z, 1]
-  auto grad_zc = at::zeros({batch, m, k}, Zb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && m > 0 && batch > 0) {
     const int64_t step = rect_tile_rows(batch, n, m);
     const auto xc_t = Xcb.transpose(1, 2), zc_t = Zcb.transpose(1, 2);
-    const auto z_one = at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_rows_backward_cuda", [&] {
       for (int64_t i0 = 0; i0 < n; i0 += step) {
         const int64_t rows = std::min(step, n - i0);
@@ -419,8 +426,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
             tile.data_ptr<scalar_t>(), sqx.data_ptr<scalar_t>(), sqc.data_ptr<scalar_t>(),
             sig.data_ptr<scalar_t>(), batch, rows, n, m, i0, row_offset, zero_diagonal);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
-        if (need_zc) acc_c.baddbmm_(tile.transpose(1, 2), z_one.narrow(1, i0, rows));
-        if (!(need_x || need_xc)) continue;
         const auto ztile = at::bmm(Zb.narrow(1, i0, rows), zc_t);
         fill_rect_weight_kernel<scalar_t><<<grid_for(tile.numel()), kThreads, 0, stream>>>(
             tile.data_ptr<scalar_t>(), ztile.data_ptr<scalar_t>(), sqz.data_ptr<scalar_t>(),
@@ -448,16 +453,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
             m, d, wxc.data_ptr<scalar_t>());
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }
-      if (need_zc) {
-        rect_grad_zc_kernel<scalar_t><<<grid_for(batch * m), kThreads, 0, stream>>>(
-            Zcb.data_ptr<scalar_t>(), acc_c.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(), batch,
-            m, k, grad_zc.data_ptr<scalar_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
     });
   }
-  if (X.dim() == 2) return {wx.squeeze(0), wxc.squeeze(0), grad_zc.squeeze(0)};
-  return {wx, wxc, grad_zc};
+  if (X.dim() == 2) return {wx.squeeze(0), wxc.squeeze(0)};
+  return {wx, wxc};
 }
 
 }  // namespace

@@ -323,7 +323,7 @@ def rbf_ratio_cut_rows(
         sigma.reshape(batch_shape)
     B = X.shape[0] if X.dim() == 3 else 1
     d, k = X.shape[-1], Z.shape[-1]
-    cut, degree, _ = call(fn, _native_ratio_cut_rows, reference.rbf_ratio_cut_rows,
+    cut, degree, _, _ = call(fn, _native_ratio_cut_rows, reference.rbf_ratio_cut_rows,
                           (X, Z, X_cols, Z_cols, sigma, row_offset, bool(zero_diagonal)),
                           device=X.device, dtype=X.dtype, grad_inputs=(X, Z, X_cols, Z_cols),
                           sizes=(B, n, m, d, k),
@@ -439,41 +439,44 @@ if extension_available():
     @torch.library.register_fake("pydeepclust::rbf_ratio_cut_rows")
     def _ratio_cut_rows_fake(X, Z, Xc, Zc, sigma, row_offset, zero_diagonal):
         return X.new_empty(X.shape[:-2]), X.new_empty(X.shape[:-1]), torch.empty_like(
-            Z, memory_format=torch.contiguous_format)
+            Z, memory_format=torch.contiguous_format), torch.empty_like(
+            Zc, memory_format=torch.contiguous_format)
 
     @torch.library.register_fake("pydeepclust::rbf_ratio_cut_rows_backward")
     def _ratio_cut_rows_backward_fake(X, Z, Xc, Zc, sigma, grad_cut, grad_degree, row_offset,
                                       zero_diagonal, output_mask):
         return tuple(torch.empty_like(t, memory_format=torch.contiguous_format)
-                     for t in (X, Xc, Zc))
+                     for t in (X, Xc))
 
     def _ratio_cut_rows_setup_context(ctx, inputs, output):
         X, Z, Xc, Zc, sigma, row_offset, zero_diagonal = inputs
-        _, degree, SZ = output
-        ctx.save_for_backward(X, Z, Xc, Zc, sigma, degree, SZ)
+        _, degree, SZ, cut_grad_Zc = output
+        ctx.save_for_backward(X, Z, Xc, Zc, sigma, degree, SZ, cut_grad_Zc)
         ctx.row_offset = row_offset
         ctx.zero_diagonal = zero_diagonal
 
-    def _ratio_cut_rows_backward(ctx, grad_cut, grad_degree, grad_SZ):
-        # SZ is not differentiated (the public wrapper never exposes it). Gradients (rbf.h):
-        # dZ = 2 g_c (D Z - S Zc) from the forward's outputs; dX, dXc, dZc stream over S again.
-        X, Z, Xc, Zc, sigma, degree, SZ = ctx.saved_tensors
+    def _ratio_cut_rows_backward(ctx, grad_cut, grad_degree, grad_SZ, grad_cut_grad_Zc):
+        # SZ and cut_grad_Zc are not differentiated (the public wrapper never exposes them).
+        # Gradients (rbf.h): dZ = 2 g_c (D Z - S Zc) and dZc = g_c d cut / dZc from the
+        # forward's outputs; dX and dXc stream over S again.
+        X, Z, Xc, Zc, sigma, degree, SZ, cut_grad_Zc = ctx.saved_tensors
         need_x, need_z, need_xc, need_zc = ctx.needs_input_grad[:4]
         grad_X = grad_Z = grad_Xc = grad_Zc = None
         if grad_cut is None:
             grad_cut = torch.zeros_like(sigma)
         if grad_degree is None:
             grad_degree = torch.zeros_like(degree)
+        g = grad_cut.reshape(grad_cut.shape + (1, 1))
         if need_z:
-            g = grad_cut.reshape(grad_cut.shape + (1, 1))
             grad_Z = 2 * g * (degree.unsqueeze(-1) * Z - SZ)
-        if need_x or need_xc or need_zc:
-            gx, gxc, gzc = torch.ops.pydeepclust.rbf_ratio_cut_rows_backward(
+        if need_zc:
+            grad_Zc = g * cut_grad_Zc
+        if need_x or need_xc:
+            gx, gxc = torch.ops.pydeepclust.rbf_ratio_cut_rows_backward(
                 X, Z, Xc, Zc, sigma, grad_cut, grad_degree, ctx.row_offset, ctx.zero_diagonal,
-                [need_x, need_xc, need_zc])
+                [need_x, need_xc])
             grad_X = gx if need_x else None
             grad_Xc = gxc if need_xc else None
-            grad_Zc = gzc if need_zc else None
         return grad_X, grad_Z, grad_Xc, grad_Zc, None, None, None
 
     torch.library.register_autograd(

@@ -144,12 +144,15 @@ def rbf_affinity_rows(X: Tensor, X_cols: Tensor, sigma: Tensor, row_offset: int,
 
 def rbf_ratio_cut_rows(X: Tensor, Z: Tensor, X_cols: Tensor, Z_cols: Tensor, sigma: Tensor,
                        row_offset: int, zero_diagonal: bool):
-    """Dense rectangular ratio cut: ``(sum_ij S_ij ||z_i - w_j||^2, row degrees, S W)`` of the
-    rows (X, Z) against the columns (X_cols, Z_cols = W), per batch element."""
+    """Dense rectangular ratio cut: ``(sum_ij S_ij ||z_i - w_j||^2, row degrees, S W,
+    d cut / dW = 2 (diag(S^T 1) W - S^T Z))`` of the rows (X, Z) against the columns
+    (X_cols, Z_cols = W), per batch element."""
     S = rbf_affinity_rows(X, X_cols, sigma, row_offset, zero_diagonal)
     r = (Z.square().sum(-1).unsqueeze(-1) + Z_cols.square().sum(-1).unsqueeze(-2)
          - 2 * (Z @ Z_cols.transpose(-1, -2))).clamp_min(0)
-    return (S * r).sum((-1, -2)), S.sum(-1), S @ Z_cols
+    St = S.transpose(-1, -2)
+    cut_grad_cols = 2 * (St.sum(-1, keepdim=True) * Z_cols - St @ Z)
+    return (S * r).sum((-1, -2)), S.sum(-1), S @ Z_cols, cut_grad_cols
 
 # ---------------------------------------------------------------- Cayley retraction (DESIGN §3d)
 
