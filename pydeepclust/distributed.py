@@ -131,12 +131,13 @@ def all_gather(tensor: Tensor) -> Tensor:
     return gather_rows(tensor)[0]
 
 
-def gather_rows(tensor: Tensor) -> tuple[Tensor, int]:
-    """:func:`all_gather` and the index of this rank's first row in the result."""
+def gather_rows(tensor: Tensor) -> tuple[Tensor, list[int]]:
+    """:func:`all_gather` and every rank's number of rows in it (rank r's rows start at
+    ``sum(sizes[:r])``)."""
     if not is_distributed():
-        return tensor, 0
+        return tensor, [len(tensor)]
     sizes = broadcast_sizes(len(tensor), tensor.device)
-    return _AllGather.apply(tensor, sizes), sum(sizes[: rank()])
+    return _AllGather.apply(tensor, sizes), sizes
 
 
 def global_mean(local_mean: Tensor, n_local: int, n_total: int) -> Tensor:

@@ -134,7 +134,7 @@ def _global_batch(n=24, d=5, seed=0):
 def _rsm_step(kernel):
     from pydeepclust.models import RSM
 
-    X = _global_batch()
+    X = _global_batch(n=25)  # uneven shares
     model = RSM(3, kernel=kernel, hidden=(16,), penalty_weight=0.1, random_state=0)
     model._build(tuple(X.shape[1:]))
     model.network_.double()
@@ -146,11 +146,13 @@ def _rsm_step(kernel):
             [p.grad.clone() for p in model.network_.parameters()])
 
 
-@pytest.mark.parametrize("kernel", ["knn", "rbf"])
-def test_rsm_step_equals_one_process(tmp_path, kernel):
+@pytest.mark.parametrize("kernel, world", [("knn", 2), ("rbf", 2), ("rbf", 3)])
+def test_rsm_step_equals_one_process(tmp_path, kernel, world):
+    """With the RBF graph each pair of samples is computed on one rank only (the blocks
+    between ranks split in halves): three ranks check that the halves tile every block."""
     parts, grads = _rsm_step(kernel)
     assert parts["cut"] > 0 and parts["penalty"] > 0
-    for rank_parts, rank_grads in run_ranks(_rsm_step, WORLD, tmp_path, kernel):
+    for rank_parts, rank_grads in run_ranks(_rsm_step, world, tmp_path, kernel):
         assert rank_parts == pytest.approx(parts, rel=1e-10, abs=1e-12)
         for got, want in zip(rank_grads, grads):
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)

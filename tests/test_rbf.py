@@ -734,3 +734,16 @@ def test_cuda_kernel_registered_iff_built_with_cuda():
                "rbf_ratio_cut_rows_backward"):
         assert ops.has_kernel(op, "cpu")
         assert ops.has_kernel(op, "cuda") == info["cuda"]
+
+
+@pytest.mark.parametrize("normalization", ops.rbf.NORMALIZATIONS)
+def test_ratio_cut_return_degrees(normalization, device):
+    X = data((2, 9, 4), torch.float64, device).requires_grad_()
+    Z = data((2, 9, 3), torch.float64, device, seed=1)
+    sigma = bandwidths(X.detach())
+    loss, degrees = ops.rbf_ratio_cut(X, Z, sigma, normalization, return_degrees=True)
+    S = reference.rbf_affinity(X, sigma, True)
+    torch.testing.assert_close(degrees, S.sum(-1))
+    torch.testing.assert_close(loss, ops.rbf_ratio_cut(X, Z, sigma, normalization))
+    grad, = torch.autograd.grad(degrees.sum(), X)
+    torch.testing.assert_close(grad, torch.autograd.grad(S.sum(), X)[0])

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 import pydeepclust.models.rsm as rsm_module
 from pydeepclust.cli import main as cli_main
-from pydeepclust.models import DCN, RSM, ACeDeC, GenKSC, KMeansBaseline
+from pydeepclust.models import DCN, RSM, ACeDeC, AEKMeans, GenKSC, KMeansBaseline
 from pydeepclust.models.base import DeepClusterer
 
 STEPS = 4  # steps per epoch of every model below on the 240 rows of `blobs`
@@ -34,6 +34,8 @@ MODELS = {
                                   **kw),
     "dcn": lambda **kw: DCN(3, latent_dim=4, hidden=(32,), pretrain_epochs=3, epochs=3,
                             batch_size=60, random_state=0, **kw),
+    "ae-kmeans": lambda **kw: AEKMeans(3, latent_dim=4, hidden=(32,), pretrain_epochs=5,
+                                       batch_size=60, n_init=2, random_state=0, **kw),
 }
 # Steps before the kill, and the steps the resumed fit still has to take (checkpoints every
 # 2 epochs of 4 steps: the steps after the last checkpoint are lost and redone).
@@ -43,6 +45,7 @@ KILLS = {
     "rsm-autoencoder": [(14, 24 - 8)],        # and no pretraining again
     "acedec": [(10, 24 - 8), (14, 12)],       # mid pretraining; mid clustering epoch 1
     "dcn": [(21, 12 - 8)],                    # mid clustering epoch 3
+    "ae-kmeans": [(18, 20 - 16)],             # mid pretraining epoch 5
 }
 
 

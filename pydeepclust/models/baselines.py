@@ -72,7 +72,10 @@ class AEKMeans(AutoencoderClusterer):
     to pretrain one (``latent_dim``, ``arch``, ``hidden``, ``pretrain_epochs``, ``lr``,
     ``standardize``: z-score its input by the global mean and std; ``augmentation_invariance``:
     pretrain on randomly rotated, shifted and sheared images, the baseline for the
-    augmented ACe/DeC and DCN).
+    augmented ACe/DeC and DCN). ``checkpoint_path``, ``checkpoint_every``: the pretraining's
+    state every that many epochs and at its end, and the fitted model after k-means;
+    ``fit(X, resume=True)`` continues the pretraining from it (or, after it, only runs k-means
+    again).
     """
 
     def __init__(self, n_clusters: int = 10, latent_dim: int | None = None, arch: str = "mlp",
@@ -80,11 +83,14 @@ class AEKMeans(AutoencoderClusterer):
                  pretrain_epochs: int = 50, batch_size: int = 256, lr: float = 1e-3,
                  n_init: int = 10, random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False, standardize: bool = False,
-                 augmentation_invariance: bool = False):
+                 augmentation_invariance: bool = False, checkpoint_path: str | None = None,
+                 checkpoint_every: int = 10):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
         self.n_init = n_init
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
 
     def _fit(self, X: Tensor) -> None:
         if self.augmentation_invariance and self.autoencoder is not None:
@@ -93,12 +99,17 @@ class AEKMeans(AutoencoderClusterer):
                              "pretrain_autoencoder(..., augmentation_invariance=True))")
         if self.n_init != "auto":  # scikit-learn's "auto" too; before pretraining, not after
             self._check_integers("n_init")
-        self._pretrained_autoencoder(X)
+        self._pretrained_autoencoder(X)  # resumed, or skipped when resuming after it
+        resumed = self._resumed("kmeans")
+        if resumed:
+            self._resume_model(resumed)  # the pretrained weights; k-means repeats exactly
         Z = self._embed(X)
         km = KMeans(self.n_clusters, n_init=self.n_init, random_state=self._int_seed(offset=3))
         self.labels_ = km.fit_predict(Z.cpu().double().numpy())
         self.centroids_ = torch.as_tensor(km.cluster_centers_, dtype=torch.float32,
                                           device=Z.device)
+        if self.checkpoint_path:
+            self._checkpoint("kmeans", 0)
 
     def _predict(self, X: Tensor) -> Tensor:
         return _nearest(self._embed(X), self.centroids_)

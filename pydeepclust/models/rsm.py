@@ -167,14 +167,37 @@ def rsm_loss(A: Tensor, Z: Tensor, sigma: Tensor | float | None = None,
     if neighbors is not None:
         cut = knn_ratio_cut(Zc, neighbors)
     elif pdist.is_distributed():
-        A_all, offset = pdist.gather_rows(A)
-        part, degrees = ops.rbf_ratio_cut_rows(A, Zc, A_all, pdist.all_gather(Zc), sigma,
-                                               row_offset=offset)
-        total = pdist.all_reduce_sum(degrees.sum())
-        cut = pdist.all_reduce_sum(part) / torch.where(total > 0, total, torch.ones_like(total))
+        cut = _rbf_cut_of_global_batch(A, Zc, sigma)
     else:
         cut = ops.rbf_ratio_cut(A, Zc, sigma, normalization="degree")
     return {"cut": cut, "penalty": penalty_weight * orthonormality_penalty(Z, gram)}
+
+
+def _rbf_cut_of_global_batch(A: Tensor, Z: Tensor, sigma) -> Tensor:
+    """The degree-normalised RBF ratio cut of the global batch, each rank holding its rows A, Z,
+    with every pair of samples computed once over all ranks: this rank's own block by the
+    square op (whose symmetry halves it), and of the block with each other rank one half --
+    these rows against the first half of its rows when this rank comes first, else the second
+    half of these rows against all of its rows (the two halves tile the block) -- by the
+    rectangular op, counted twice (S is symmetric). Each rank does 1/W of the one-process
+    work; the cut and the degree sum are summed over the ranks."""
+    A_all, sizes = pdist.gather_rows(A)
+    Z_all = pdist.all_gather(Z)
+    me, starts = pdist.rank(), [sum(sizes[:r]) for r in range(len(sizes))]
+    cut, degrees = ops.rbf_ratio_cut(A, Z, sigma, normalization="sum", return_degrees=True)
+    total = degrees.sum()
+    for other, (start, size) in enumerate(zip(starts, sizes)):
+        if other == me:
+            continue
+        if me < other:
+            rows, cols = slice(None), slice(start, start + size // 2)
+        else:
+            rows, cols = slice(len(A) // 2, None), slice(start, start + size)
+        part, part_degrees = ops.rbf_ratio_cut_rows(A[rows], Z[rows], A_all[cols], Z_all[cols],
+                                                    sigma, zero_diagonal=False)
+        cut, total = cut + 2 * part, total + 2 * part_degrees.sum()
+    cut, total = pdist.all_reduce_sum(cut), pdist.all_reduce_sum(total)
+    return cut / torch.where(total > 0, total, torch.ones_like(total))
 
 
 class RSM(DeepClusterer):
@@ -538,8 +561,8 @@ class RSM(DeepClusterer):
         if self.kernel == "knn":
             low, high = self.n_neighbors_range
             m = int(torch.randint(low, high + 1, (1,), generator=draws))
-            a_all, offset = pdist.gather_rows(a)
-            neighbors = knn_indices(a, m, columns=a_all, row_offset=offset)
+            a_all, sizes = pdist.gather_rows(a)
+            neighbors = knn_indices(a, m, columns=a_all, row_offset=sum(sizes[:pdist.rank()]))
             del a_all
             return rsm_loss(a, z, neighbors=neighbors, penalty_weight=self.penalty_weight,
                             whiten_cut=self.whiten_cut)

@@ -131,10 +131,12 @@ def _knn_distances(Xb: Tensor, n_neighbors, max_points: int, generator, fn: str)
     out = torch.empty(B, dtype=torch.float64)
     for b in range(B):
         rows = torch.randperm(n, generator=generator, device=draw_device)[:m].to(Xb.device)
-        Xd = Xb[b].double()
+        X = Xb[b]
         kth = []
         for chunk in rows.split(256):
-            dist = torch.cdist(Xd[chunk], Xd)
+            # in X's dtype, then float64: a float64 copy of a big batch (65,536 x 784: 392 MiB)
+            # would be the largest allocation of an RSM step
+            dist = torch.cdist(X[chunk], X).double()
             dist[torch.arange(len(chunk), device=Xb.device), chunk] = math.inf  # not itself
             kth.append(dist.kthvalue(n_neighbors, dim=1).values)
         out[b] = torch.cat(kth).median()
@@ -175,7 +177,8 @@ def rbf_ratio_cut(
     normalization: str = "degree",
     zero_diagonal: bool = True,
     check_finite: bool = True,
-) -> Tensor:
+    return_degrees: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """RSM's ratio cut ``sum_ij S_ij ||z_i - z_j||^2 = 2 tr(Z^T (D - S) Z)``, normalised.
 
     S is the RBF affinity of the inputs X (see :func:`rbf_affinity`); it is never
@@ -198,11 +201,14 @@ def rbf_ratio_cut(
         zero_diagonal: exclude self-loops (S_ii = 0). They add nothing to the cut but
             add 1 to every degree, so they matter for ``"degree"``.
         check_finite: as :func:`rbf_affinity` (rows of X, values of sigma; one sync).
+        return_degrees: also return the degrees ``d_i = sum_j S_ij``, shape (n,) or (B, n)
+            (differentiable with respect to X): e.g. to combine the raw cuts and degree sums
+            of several blocks of a batch (data-parallel RSM).
 
     Returns:
         the loss, shape () for an unbatched X, (B,) otherwise; differentiable with
         respect to X and Z. A batch with zero normaliser (n = 0, or every affinity
-        underflowed to 0) has loss 0.
+        underflowed to 0) has loss 0. With ``return_degrees``: ``(loss, degrees)``.
     """
     fn = "rbf_ratio_cut"
     if normalization not in NORMALIZATIONS:
@@ -216,12 +222,12 @@ def rbf_ratio_cut(
                           device=X.device, dtype=X.dtype, grad_inputs=(X, Z),
                           sizes=(B, n, d, Z.shape[-1]),
                           dense_bytes=8 * X.element_size() * B * n * n)
-    if normalization == "sum":
-        return cut
     if normalization == "batch":
-        return cut / max(X.shape[-2], 1)
-    total = degree.sum(-1)
-    return cut / torch.where(total > 0, total, torch.ones_like(total))  # cut = 0 where total = 0
+        cut = cut / max(X.shape[-2], 1)
+    elif normalization == "degree":
+        total = degree.sum(-1)
+        cut = cut / torch.where(total > 0, total, torch.ones_like(total))  # 0 where total = 0
+    return (cut, degree) if return_degrees else cut
 
 
 def rbf_ratio_cut_rows(
