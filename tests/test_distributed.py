@@ -202,15 +202,20 @@ def _centroid_step(model, X):
         {k: v.detach().clone() for k, v in model._fitted_tensors().items()}
 
 
-@pytest.mark.parametrize("name", ["ACeDeC", "DCN"])
-def test_centroid_models_step_equals_one_process(tmp_path, name):
+@pytest.mark.parametrize("name, augmented", [("ACeDeC", False), ("DCN", False),
+                                             ("ACeDeC", True)])
+def test_centroid_models_step_equals_one_process(tmp_path, name, augmented):
+    """Augmented: the random affine copies are drawn for the whole batch on every rank."""
     import copy
 
     from pydeepclust import models
 
-    X = _global_batch(n=23)  # one batch, split 12 / 11
+    X = _global_batch(n=23, d=64)  # one batch, split 12 / 11
+    if augmented:
+        X = X.reshape(23, 8, 8)
     model = getattr(models, name)(3, latent_dim=3, hidden=(16,), pretrain_epochs=2, epochs=0,
-                                  batch_size=24, random_state=0).fit(X.float())
+                                  batch_size=24, augmentation_invariance=augmented,
+                                  random_state=0).fit(X.float())
     parts, params, tensors = _centroid_step(copy.deepcopy(model), X)
     assert parts["loss"] > 0
     for rank_parts, rank_params, rank_tensors in run_ranks(_centroid_step, WORLD, tmp_path,
