@@ -197,7 +197,7 @@ _RSM_MNIST = dict(hidden=(512, 512, 256), batch_size=16384, epochs=40)
 
 #: The papers' tables, by name (``python -m pydeepclust reproduce --list``).
 TABLES: dict[str, Table] = {t.name: t for t in (
-    Table("genksc", "GenKSC (Pandey et al.): MNIST012 with the paper's setup, and its stand-ins",
+    Table("genksc", "GenKSC (Winant, Achten & Suykens): MNIST012 with the paper's setup, and its stand-ins",
           rows=(
               Row("mnist012", "genksc", "mnist012:train", _GENKSC_MNIST012,
                   note="paper: s = 10, k = 3, 10 warm-up epochs, eta_rec = eta_cl = 1, conv "
