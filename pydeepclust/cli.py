@@ -106,6 +106,11 @@ def _fit_and_report(args) -> int:
     elif args.k < 2:
         raise ValueError(f"--k must be >= 2 (clusters), got {args.k}")
     model = module.from_cli(args, train)
+    if "precision" in model.get_params():
+        model.set_params(precision=args.precision)
+    elif args.precision != "fp32":
+        raise ValueError(f"--precision {args.precision}: {args.model} has no networks to run in "
+                         "lower precision")
     if not pdist.is_main_process() and "verbose" in model.get_params():
         model.set_params(verbose=False)  # one progress bar, rank 0's
     X = model_input(train)
@@ -277,6 +282,9 @@ def _add_common_fit_arguments(p: argparse.ArgumentParser) -> None:
                    help="number of clusters (default: the number of classes)")
     p.add_argument("--seed", type=int, default=0, help="random_state of the model")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: the networks in bfloat16 autocast, the losses in float32 "
+                        "(GenKSC, RSM, ACe/DeC, DCN, AE + k-means; for GPUs)")
     p.add_argument("--out", default="runs/latest", help="output folder")
     p.add_argument("--checkpoint-every", type=int, default=10,
                    help="epochs between checkpoints to OUT/model.pt (GenKSC, RSM, ACe/DeC, DCN)")

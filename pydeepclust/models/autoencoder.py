@@ -8,6 +8,7 @@ so the pretrained network stays untouched and can be handed on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
 from collections.abc import Sequence
@@ -158,12 +159,14 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
                       generator: torch.Generator, device: torch.device, progress=None,
                       check_loss=None, corruption: float = 0.0, augment: bool = False,
                       optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
-                      after_epoch=None) -> Autoencoder:
+                      after_epoch=None, autocast=contextlib.nullcontext) -> Autoencoder:
     """Adam on the reconstruction loss, shuffled mini-batches drawn from ``generator``.
 
     Resumable: ``optimizer`` (default: :func:`autoencoder_optimizer` with ``lr``, for ``net``
     already on ``device``), ``start_epoch`` (the epochs done before) and
-    ``after_epoch(epoch, optimizer)``, called after each epoch (checkpoints).
+    ``after_epoch(epoch, optimizer)``, called after each epoch (checkpoints). ``autocast``: a
+    context factory for the network's forward pass (e.g. bfloat16 ``torch.autocast``; the loss
+    is computed in float32).
 
     ``augment``: every batch is a fresh random rotation/shift/shear of the images
     (:func:`augment_normalized`; X must hold images, (n, H, W) or (n, C, H, W)), as the
@@ -199,7 +202,9 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
             if corruption > 0:
                 keep = torch.rand((len(idx), *x.shape[1:]), generator=generator)[rows]
                 x_in = x * (keep >= corruption).to(device) / (1 - corruption)
-            loss = pdist.global_mean(reconstruction_loss(x, net(x_in)), len(x), len(idx))
+            with autocast():
+                recon = net(x_in).float()
+            loss = pdist.global_mean(reconstruction_loss(x, recon), len(x), len(idx))
             if check_loss is not None:
                 check_loss(loss, epoch, {"reconstruction": loss})
             optimizer.zero_grad(set_to_none=True)
@@ -316,7 +321,8 @@ class AutoencoderClusterer(DeepClusterer):
         return train_autoencoder(net, X, self.pretrain_epochs, self.batch_size, self.lr,
                                  generator, self._device(), self._progress, self._check_loss,
                                  augment=self.augmentation_invariance, optimizer=optimizer,
-                                 start_epoch=start, after_epoch=after_epoch)
+                                 start_epoch=start, after_epoch=after_epoch,
+                                 autocast=self._autocast)
 
     @torch.no_grad()
     def _embed(self, X: Tensor) -> Tensor:

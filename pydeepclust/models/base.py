@@ -46,6 +46,9 @@ from tqdm.auto import tqdm
 from pydeepclust import distributed as pdist
 
 CHECKPOINT_FORMAT = 1
+# ``precision`` of the models trained over epochs: "fp32", or "bf16" (the networks' forward
+# passes under torch.autocast in bfloat16, the losses in float32).
+PRECISIONS = ("fp32", "bf16")
 
 
 class InputError(TypeError, ValueError):
@@ -418,6 +421,9 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError(f"{name}: random_state must be an integer or None (pydeepclust "
                              f"derives every generator from one int seed), got {seed!r}")
+        if getattr(self, "precision", "fp32") not in PRECISIONS:
+            raise ValueError(f"{name}: precision must be one of {PRECISIONS}, got "
+                             f"{self.precision!r}")
 
     def _check_checkpoint_params(self) -> None:
         """``checkpoint_every`` an integer >= 1, ``checkpoint_path`` None or a file path whose
@@ -585,6 +591,13 @@ class DeepClusterer(TransformerMixin, ClusterMixin, BaseEstimator):
                 f"{' (' + detail + ')' if detail else ''}; the weights are left as they were before "
                 "this step. Lower the learning rate or the loss weights, or check the data scale."
             )
+
+    def _autocast(self):
+        """``torch.autocast`` in bfloat16 on the model's device with ``precision="bf16"``, for
+        the networks' forward passes (the losses are computed in float32 outside it); a no-op
+        context otherwise."""
+        return torch.autocast(self._device().type, dtype=torch.bfloat16,
+                              enabled=getattr(self, "precision", "fp32") == "bf16")
 
     def _training_data(self, X: Tensor) -> Tensor:
         """``X`` on the model's device (see :func:`to_device_if_fits`)."""

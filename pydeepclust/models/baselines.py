@@ -75,7 +75,7 @@ class AEKMeans(AutoencoderClusterer):
     augmented ACe/DeC and DCN). ``checkpoint_path``, ``checkpoint_every``: the pretraining's
     state every that many epochs and at its end, and the fitted model after k-means;
     ``fit(X, resume=True)`` continues the pretraining from it (or, after it, only runs k-means
-    again).
+    again). ``precision``: as :class:`~pydeepclust.models.ACeDeC`'s, for the pretraining.
     """
 
     def __init__(self, n_clusters: int = 10, latent_dim: int | None = None, arch: str = "mlp",
@@ -84,13 +84,14 @@ class AEKMeans(AutoencoderClusterer):
                  n_init: int = 10, random_state: int | None = 0, device: str | None = None,
                  verbose: bool = False, standardize: bool = False,
                  augmentation_invariance: bool = False, checkpoint_path: str | None = None,
-                 checkpoint_every: int = 10):
+                 checkpoint_every: int = 10, precision: str = "fp32"):
         super().__init__(n_clusters, latent_dim, arch, hidden, autoencoder, pretrain_epochs,
                          batch_size, lr, random_state, device, verbose, standardize,
                          augmentation_invariance)
         self.n_init = n_init
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.precision = precision
 
     def _fit(self, X: Tensor) -> None:
         if self.augmentation_invariance and self.autoencoder is not None:

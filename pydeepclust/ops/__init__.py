@@ -3,6 +3,10 @@
 Each public function runs the native kernel (``torch.ops.pydeepclust.*``) when
 the extension has one for the input's device, else the reference in
 :mod:`pydeepclust.ops.reference`. See :func:`backend`, :func:`use_backend`.
+
+Every op also takes float16 and bfloat16 tensors and runs under ``torch.autocast``: it
+computes in float32 and returns the input's half dtype (float32 under autocast); see
+``pydeepclust.ops._precision``.
 """
 
 from pydeepclust.ops._backend import (
@@ -15,6 +19,7 @@ from pydeepclust.ops._backend import (
     set_backend,
     use_backend,
 )
+from pydeepclust.ops._precision import computes_in_float32, register_autocast_rules
 from pydeepclust.ops.cayley import (
     cayley_retraction,
     default_orthonormality_tol,
@@ -74,3 +79,14 @@ __all__ = [
     "default_orthonormality_tol",
     "orthonormality_error",
 ]
+
+# float16 / bfloat16 inputs and autocast (see _precision): the ops that take tensors
+for _name in ("average_membership_strength", "cosine_simplex_assign",
+              "soft_memberships", "degree_weighted_kernel", "inverse_degrees", "kernel_degrees",
+              "ksc_centered_kernel", "weighted_center", "rbf_affinity", "rbf_ratio_cut",
+              "rbf_ratio_cut_rows", "sample_bandwidths", "cayley_retraction",
+              "orthonormality_error"):
+    globals()[_name] = computes_in_float32(globals()[_name])
+del _name
+if extension_available():
+    register_autocast_rules()

@@ -17,7 +17,8 @@ def check_tensor(t, name: str, fn: str, min_dim: int = 0, ndim: tuple[int, ...] 
     if not isinstance(t, Tensor):
         raise TypeError(f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}")
     if t.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{fn}: {name} must be float32 or float64, got {t.dtype}")
+        raise TypeError(f"{fn}: {name} must be float32 or float64 (or float16 / bfloat16, "
+                        f"computed in float32), got {t.dtype}")
     if ndim is not None and t.dim() not in ndim:
         raise ValueError(f"{fn}: {name} must have {' or '.join(map(str, ndim))} dimensions, "
                          f"got shape {tuple(t.shape)}")
