@@ -5,7 +5,7 @@
 // The Gram tile X_I X^T is a cuBLAS product (at::bmm), one elementwise kernel
 // turns it into S (forward) or the backward weights W in place, and a second
 // cuBLAS product folds it into the row reductions S [Z, 1] or W X. No n x n
-// buffer exists: memory is O(n (d + k)) plus one tile of at most kTileElements in the
+// buffer exists: memory is O(n (d + k)) plus one tile of at most tiling::kTileElements in the
 // forward and two (S or W, and the Gram tile of Z) in the backward; a batch with
 // B * n > kTileElements takes one row per tile, which is then B * n elements.
 // (A first version, one thread per row with shared-memory tiles of x_j, ran
@@ -29,15 +29,14 @@
 
 #include "../checks.h"
 #include "pydeepclust/rbf.h"
+#include "tiling.cuh"
 
 namespace pydeepclust {
 namespace {
 
-// Elements of S held at once: one tile of rows (B, R, n) of the batch.
-// 2^25 elements = 128 MiB (float32), whatever n; at n = 65,536 that is R = 512
-// rows, still a full-speed cuBLAS product.
-constexpr int64_t kTileElements = int64_t(1) << 25;
-constexpr int kThreads = 256;
+using tiling::grid_for;
+using tiling::kThreads;
+using tiling::tile_rows;
 
 at::Tensor as_batched(const at::Tensor& t) {
   return (t.dim() == 2 ? t.unsqueeze(0) : t).contiguous();
@@ -47,14 +46,6 @@ at::Tensor squared_norms(const at::Tensor& t) {
   return at::linalg_vector_norm(t, 2, {2}, false, c10::nullopt).square().contiguous();
 }
 
-unsigned int grid_for(int64_t total) {
-  return static_cast<unsigned int>(std::min<int64_t>(std::max<int64_t>((total + kThreads - 1) / kThreads, 1), 65535));
-}
-
-// Rows per tile so that a (batch, rows, n) tile stays within kTileElements.
-int64_t tile_rows(int64_t batch, int64_t n) {
-  return std::max<int64_t>(1, std::min<int64_t>(n, kTileElements / std::max<int64_t>(batch * n, 1)));
-}
 
 // In place: Gram tile g (batch, rows, n) of rows i0.. against all n rows -> S.
 template <typename T>
@@ -113,12 +104,6 @@ __global__ void grad_x_kernel(const T* __restrict__ x, const T* __restrict__ wei
 }
 
 // ---- rectangular form: kernels
-
-// Rows per tile so that a (batch, rows, m) tile stays within kTileElements.
-int64_t rect_tile_rows(int64_t batch, int64_t n, int64_t m) {
-  const int64_t fit = kTileElements / std::max<int64_t>(batch * m, 1);
-  return std::max<int64_t>(1, std::min<int64_t>(n, fit));
-}
 
 // In place: Gram tile g (batch, rows, m) of rows i0.. against all m columns -> S; the self
 // pairs (i, row_offset + i) are exactly 0 with zero_diagonal.
@@ -237,7 +222,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ratio_cut_cuda(const at::Tensor& 
   auto row_terms = at::zeros({batch, n}, Xb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && batch > 0) {
-    const int64_t step = tile_rows(batch, n);
+    const int64_t step = tile_rows(batch, n, n);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_cuda", [&] {
       for (int64_t i0 = 0; i0 < n; i0 += step) {
         const int64_t rows = std::min(step, n - i0);
@@ -281,7 +266,7 @@ at::Tensor ratio_cut_backward_x_cuda(const at::Tensor& X, const at::Tensor& Z,
   auto weight_sum = at::empty({batch, n}, Xb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && batch > 0) {
-    const int64_t step = tile_rows(batch, n);
+    const int64_t step = tile_rows(batch, n, n);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_backward_x_cuda", [&] {
       for (int64_t i0 = 0; i0 < n; i0 += step) {
         const int64_t rows = std::min(step, n - i0);
@@ -354,7 +339,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(
   auto row_terms = at::zeros({batch, n}, Xb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && m > 0 && batch > 0) {
-    const int64_t step = rect_tile_rows(batch, n, m);
+    const int64_t step = tile_rows(batch, n, m);
     const auto xc_t = Xcb.transpose(1, 2);
     const auto z_one = at::cat({Zb, at::ones({batch, n, 1}, Zb.options())}, 2);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_rows_cuda", [&] {
@@ -415,7 +400,7 @@ std::tuple<at::Tensor, at::Tensor> ratio_cut_rows_backward_cuda(
   auto wsc = at::zeros({batch, m}, Xb.options());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   if (n > 0 && m > 0 && batch > 0) {
-    const int64_t step = rect_tile_rows(batch, n, m);
+    const int64_t step = tile_rows(batch, n, m);
     const auto xc_t = Xcb.transpose(1, 2), zc_t = Zcb.transpose(1, 2);
     AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_rows_backward_cuda", [&] {
       for (int64_t i0 = 0; i0 < n; i0 += step) {

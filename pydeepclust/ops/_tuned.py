@@ -67,7 +67,9 @@ def static_choice(op: str, device_type: str, needs_grad: bool, sizes: tuple) -> 
     if op == "soft_memberships" and device_type == "cuda" and sizes[1] > 16:
         return "reference"  # 0.79x at n = 1e5, k = 50 on the H100 (the CPU kernel wins: 2.6x)
     if op == "rbf_row_sums" and device_type == "cuda":
-        return "reference"  # one thread per row: 0.03-0.18x the dense degrees on the H100
+        # measured with the former one-thread-per-row kernel (0.03-0.18x the dense degrees on
+        # the H100); the kernel now streams cuBLAS Gram tiles, not yet timed on a GPU
+        return "reference"
     if op == "cayley_retraction" and device_type == "cuda" and sizes[-1] > 16:
         return "reference"  # one block per matrix: 0.72x at 1024x40, 0.26x at 4096x64
     return "extension"

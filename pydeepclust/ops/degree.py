@@ -118,7 +118,8 @@ def kernel_degrees(
     ``Y=None`` means ``Y = X`` (the training degrees); otherwise the degrees of the
     rows of X against the points Y (KSC's out-of-sample extension). Linear kernel:
     ``X (Y^T 1)`` in O(nd). RBF: row x column tiles, O(tile^2) scratch per thread
-    (CPU) or one thread per row (CUDA). Differentiable with respect to X and Y.
+    (CPU) or row tiles against all of Y through cuBLAS Gram products (CUDA).
+    Differentiable with respect to X and Y.
 
     Args:
         X: (B, n, d) or (n, d). Y: (B, m, d) or (m, d), same batch, width, dtype, device.
