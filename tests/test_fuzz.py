@@ -848,16 +848,11 @@ def test_non_finite_rows_raise_naming_the_argument(data, case, device):
         Xc, Zc = Y, torch.rand_like(Y)
         call = lambda: ops.rbf_ratio_cut_rows(X, torch.rand_like(X), Xc, Zc, 1.0, 1)  # noqa: E731
     bad = place_non_finite(data, target, name)
-    # known: ksc_centered_kernel's error names degree_weighted_kernel (see
-    # test_ksc_centered_kernel_names_itself_in_the_non_finite_error below)
-    named = "degree_weighted_kernel" if op == "ksc_centered_kernel" else op
     for backend in ("extension", "reference"):
         if backend == "extension" and not ops.extension_available():
             continue
-        if backend == "reference" and op == "soft_memberships" and torch.isnan(target).any():
-            continue  # known bug: test_reference_soft_memberships_raises_on_nan_rows below
         with ops.use_backend("auto" if backend == "extension" else backend):
-            with pytest.raises(ValueError, match=non_finite_message(named, name, bad)):
+            with pytest.raises(ValueError, match=non_finite_message(op, name, bad)):
                 call()
 
 
@@ -901,11 +896,7 @@ def test_non_finite_rows_unchecked_propagate(data, device):
                 else:
                     m = ops.soft_memberships(E, codes, check_finite=False)
                     cm = ops.soft_memberships(clean, codes)
-                    nan_rows = torch.isnan(E).any(-1)
-                    # known bug: the reference gives NaN rows uniform memberships
-                    # (test_reference_soft_memberships_raises_on_nan_rows below)
-                    marked = bad_mask & ~nan_rows if backend == "reference" else bad_mask
-                    assert torch.isnan(m[marked]).all(), backend
+                    assert torch.isnan(m[bad_mask]).all(), backend
                     assert torch.equal(m[~bad_mask], cm[~bad_mask])
     elif which in ("cut", "cut_rows"):
         X = torch.randn(B, n, 3, generator=gen, dtype=torch.float64).to(**opts)
@@ -982,22 +973,18 @@ def test_bad_sigma_tensor_is_named(data, op):
                 calls[op]()
 
 
-# ================================================================ bugs found by fuzzing
+# ================================================================ bugs found by fuzzing (fixed)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "inverse_degrees(nonpositive='clamp') turns a NaN degree into 1/eps (torch.where(d > eps, "
-    "d, eps) sends NaN to eps): a silently finite weight; expected NaN (as max(NaN, eps) "
-    "propagates) or a ValueError naming the degree, as nonpositive='raise' gives"))
 def test_inverse_degrees_clamp_does_not_hide_nan():
+    """The clamp once sent NaN to eps (torch.where(d > eps, d, eps)): a silently finite
+    weight."""
     got = ops.inverse_degrees(torch.tensor([math.nan, 2.0], dtype=torch.float64), "clamp", 1e-6)
     assert torch.isnan(got[0]), f"got {got.tolist()}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "weighted_center(Phi, degrees, nonpositive='clamp') with a NaN degree weights that row by "
-    "1/eps and returns a finite centre (the same clamp as inverse_degrees)"))
 def test_weighted_center_clamp_does_not_hide_nan_degrees():
+    """The same clamp once weighted a NaN degree's row by 1/eps: a finite centre."""
     Phi = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     degrees = torch.tensor([math.nan, 1.0], dtype=torch.float64)
     try:
@@ -1007,22 +994,17 @@ def test_weighted_center_clamp_does_not_hide_nan_degrees():
     assert not torch.isfinite(c).all(), f"got {c.tolist()}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reference.soft_memberships treats a row holding NaN as a zero row (_cosines: NaN norm "
-    "fails norm > 0, so cos = 0) and returns uniform memberships 1/k; the wrapper's check "
-    "(isnan(out[..., 0])) then passes, so soft_memberships(check_finite=True) returns a finite "
-    "answer under the reference backend instead of the ValueError the extension raises"))
 def test_reference_soft_memberships_raises_on_nan_rows():
+    """The reference once took a row holding NaN for a zero row (a NaN norm fails norm > 0) and
+    gave it uniform memberships, so the NaN check passed."""
     E = torch.tensor([[math.nan, 0.5]])
     with ops.use_backend("reference"):
         with pytest.raises(ValueError, match=non_finite_message("soft_memberships", "E", [0])):
             ops.soft_memberships(E, ops.simplex_codes(2))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ksc_centered_kernel's ValueError for a NaN/inf row of X names degree_weighted_kernel "
-    "(the function it calls), not ksc_centered_kernel"))
 def test_ksc_centered_kernel_names_itself_in_the_non_finite_error():
+    """It once named degree_weighted_kernel, the function it calls."""
     X = torch.rand(4, 3)
     X[1, 1] = math.nan
     with pytest.raises(ValueError, match=non_finite_message("ksc_centered_kernel", "X", [1])):

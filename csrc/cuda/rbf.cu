@@ -294,29 +294,6 @@ at::Tensor ratio_cut_backward_x_cuda(const at::Tensor& X, const at::Tensor& Z,
 
 // ---- rectangular form: ops
 
-// Rows X (n, d), Z (n, k) against columns Xc (m, d), Zc (m, k), or all (B, ., .); with
-// zero_diagonal the rows must be the columns row_offset .. row_offset + n. Returns B.
-int64_t check_rows_inputs(const at::Tensor& X, const at::Tensor& Z, const at::Tensor& Xc,
-                          const at::Tensor& Zc, const at::Tensor& sigma, int64_t row_offset,
-                          bool zero_diagonal, const char* op) {
-  const int64_t batch = check_rbf_inputs(X, sigma, &Z, op);
-  check_same_device_dtype(X, "X", Xc, "Xc", op);
-  check_same_device_dtype(X, "X", Zc, "Zc", op);
-  TORCH_CHECK(Xc.dim() == X.dim() && Xc.size(-1) == X.size(-1) &&
-                  (X.dim() == 2 || Xc.size(0) == X.size(0)),
-              op, ": Xc must have shape (..., m, d) with the batch and d of X ", X.sizes(),
-              ", got ", Xc.sizes());
-  TORCH_CHECK(Zc.dim() == Xc.dim() && Zc.size(-2) == Xc.size(-2) && Zc.size(-1) == Z.size(-1) &&
-                  (Xc.dim() == 2 || Zc.size(0) == Xc.size(0)),
-              op, ": Zc must have shape (..., m, k) with the batch and m of Xc ", Xc.sizes(),
-              " and the k of Z ", Z.sizes(), ", got ", Zc.sizes());
-  TORCH_CHECK(!zero_diagonal || (row_offset >= 0 && row_offset + X.size(-2) <= Xc.size(-2)), op,
-              ": with zero_diagonal the rows must be columns row_offset .. row_offset + n - 1, "
-              "need 0 <= row_offset and row_offset + n <= m; got row_offset = ",
-              row_offset, ", n = ", X.size(-2), ", m = ", Xc.size(-2));
-  return batch;
-}
-
 // Returns (partial cut (B,), row degree (B, n), S Zc (B, n, k)), squeezed for unbatched input.
 // Returns (cut, degree, S Zc, d cut / d Zc), the last from S^T [Z, 1] in the same pass.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ratio_cut_rows_cuda(

@@ -66,13 +66,18 @@ def degree_weighted_kernel(
         clamp). Rows of P sum to 1 where the degree is used unclamped. Differentiable
         with respect to ``X``.
     """
-    fn = "degree_weighted_kernel"
+    return _degree_weighted_kernel(X, kernel, sigma, nonpositive, eps, return_kernel,
+                                   "degree_weighted_kernel")
+
+
+def _degree_weighted_kernel(X, kernel, sigma, nonpositive, eps, return_kernel, fn: str):
+    """:func:`degree_weighted_kernel`, its errors naming the public op ``fn``."""
     checks = Deferred()
     X3, sig, unbatched = _prepare(X, kernel, sigma, fn, checks=checks)
     clamp_eps = _clamp_eps(nonpositive, eps, fn)
     B, n, d = X3.shape
     P, degrees, K = call(
-        fn, _native_dwk, reference.degree_weighted_kernel,
+        "degree_weighted_kernel", _native_dwk, reference.degree_weighted_kernel,
         (X3, sig, kernel, clamp_eps, bool(return_kernel)), device=X3.device, dtype=X3.dtype,
         grad_inputs=(X3,), sizes=(B, n, d), variant=kernel,
         dense_bytes=4 * X3.element_size() * B * n * n)
@@ -100,8 +105,9 @@ def ksc_centered_kernel(
     ``torch.linalg.eig``) give the KSC score variables. Arguments as
     :func:`degree_weighted_kernel`; returns ``(A, degrees)`` of shapes (B, n, n), (B, n).
     """
-    P, degrees = degree_weighted_kernel(X, kernel, sigma, nonpositive, eps)
-    v = reference.inverse_degrees(degrees, _clamp_eps(nonpositive, eps, "ksc_centered_kernel"))
+    fn = "ksc_centered_kernel"
+    P, degrees = _degree_weighted_kernel(X, kernel, sigma, nonpositive, eps, False, fn)
+    v = reference.inverse_degrees(degrees, _clamp_eps(nonpositive, eps, fn))
     column_mass = P.sum(-2, keepdim=True)  # 1^T D^-1 K
     return P - v.unsqueeze(-1) * column_mass / v.sum(-1)[..., None, None], degrees
 

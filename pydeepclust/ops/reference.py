@@ -14,12 +14,14 @@ from torch import Tensor
 def _cosines(E: Tensor, codes: Tensor) -> tuple[Tensor, Tensor]:
     """cos(e_i, s_c) for every row and code, and the row norms (..., 1).
 
-    A zero row has cosine 0 to every code (and, through ``where``, zero gradient).
+    A zero row has cosine 0 to every code (and, through ``where``, zero gradient); a row with
+    NaN or inf has NaN cosines.
     """
     norm = torch.linalg.vector_norm(E, dim=-1, keepdim=True)
-    safe = torch.where(norm > 0, norm, torch.ones_like(norm))
+    zero = norm == 0
+    safe = torch.where(zero, torch.ones_like(norm), norm)
     cos = (E @ codes.T) / (safe * torch.linalg.vector_norm(codes, dim=-1))
-    return torch.where(norm > 0, cos, torch.zeros_like(cos)), norm
+    return torch.where(zero, torch.zeros_like(cos), cos), norm
 
 
 def cosine_simplex_assign(E: Tensor, codes: Tensor, scale: float) -> tuple[Tensor, Tensor]:
@@ -65,9 +67,10 @@ def kernel_matrix(X: Tensor, Y: Tensor, kernel: str, sigma: Tensor) -> Tensor:
 
 
 def inverse_degrees(degrees: Tensor, clamp_eps: float) -> Tensor:
-    """1 / max(d, clamp_eps) when clamp_eps > 0; else 1 / d, and NaN where d <= 0."""
+    """1 / max(d, clamp_eps) when clamp_eps > 0 (NaN stays NaN); else 1 / d, and NaN where
+    d <= 0."""
     if clamp_eps > 0:
-        return 1 / torch.where(degrees > clamp_eps, degrees, torch.full_like(degrees, clamp_eps))
+        return 1 / torch.where(degrees <= clamp_eps, torch.full_like(degrees, clamp_eps), degrees)
     positive = degrees > 0
     inv = 1 / torch.where(positive, degrees, torch.ones_like(degrees))
     return torch.where(positive, inv, torch.full_like(inv, float("nan")))
