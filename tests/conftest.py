@@ -1,7 +1,9 @@
 """Shared fixtures: every op test runs on each available device and both float dtypes."""
 
+import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 import pydeepclust.ops as ops
 
@@ -35,6 +37,29 @@ def dtype(request):
 def backend(request):
     with ops.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch and BLAS thread for a module of tiny models, for which thread start-up and
+    spinning (badly so on a shared, loaded machine) cost far more than they save
+    (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def noisy_blobs():
+    """Three separated 2-D blobs plus four N(0, 1) noise columns, 240 rows: (X, y)."""
+    rng = np.random.default_rng(0)
+    y = np.arange(240) % 3
+    centers = np.array([[0.0, 4.0], [3.5, -2.0], [-3.5, -2.0]])
+    X = np.hstack([centers[y] + 0.5 * rng.standard_normal((240, 2)),
+                   rng.standard_normal((240, 4))]).astype(np.float32)
+    return X, y
 
 
 def tolerances(dtype):

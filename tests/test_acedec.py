@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from pydeepclust.cli import main as cli_main
@@ -19,16 +18,7 @@ from pydeepclust.models.acedec import (acedec_loss, minibatch_kmeans_update, opt
                                        random_orthogonal, retract_orthogonal)
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests run tiny ops, for which thread start-up and spinning (badly so on a shared,
-    loaded machine) cost far more than they save."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(latent_dim=4, hidden=(32,), pretrain_epochs=3, epochs=2, batch_size=64,
@@ -36,15 +26,8 @@ SMALL = dict(latent_dim=4, hidden=(32,), pretrain_epochs=3, epochs=2, batch_size
 
 
 @pytest.fixture(scope="module")
-def blobs():
-    """Three separated 2-D blobs plus four N(0, 1) noise columns, 240 rows."""
-    rng = np.random.default_rng(0)
-    y = np.arange(240) % 3
-    centers = np.array([[0.0, 4.0], [3.5, -2.0], [-3.5, -2.0]])
-    X = np.hstack([centers[y] + 0.5 * rng.standard_normal((240, 2)),
-                   rng.standard_normal((240, 4))]).astype(np.float32)
-    return X, y
-
+def blobs(noisy_blobs):
+    return noisy_blobs
 
 @pytest.fixture(scope="module")
 def fitted(blobs):

@@ -4,19 +4,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
 from pydeepclust.metrics import cluster_report
 from pydeepclust.models import AEKMeans, KMeansBaseline, SubKMeans, pretrain_autoencoder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 import pydeepclust.models.rsm as rsm_module
 from pydeepclust.cli import main as cli_main
@@ -49,24 +48,12 @@ KILLS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def blobs():
-    """Three separated 2-D blobs plus four N(0, 1) noise columns, 240 rows."""
-    rng = np.random.default_rng(0)
-    y = np.arange(240) % 3
-    centers = np.array([[0.0, 4.0], [3.5, -2.0], [-3.5, -2.0]])
-    return np.hstack([centers[y] + 0.5 * rng.standard_normal((240, 2)),
-                      rng.standard_normal((240, 4))]).astype(np.float32)
-
+def blobs(noisy_blobs):
+    return noisy_blobs[0]
 
 class Killed(Exception):
     """Stands in for SIGKILL: raised at a chosen training step."""
