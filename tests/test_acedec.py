@@ -29,6 +29,7 @@ SMALL = dict(latent_dim=4, hidden=(32,), pretrain_epochs=3, epochs=2, batch_size
 def blobs(noisy_blobs):
     return noisy_blobs
 
+
 @pytest.fixture(scope="module")
 def fitted(blobs):
     return ACeDeC(3, random_state=0, **SMALL).fit(blobs[0])
