@@ -127,6 +127,36 @@ def test_assign_gradient_matches_reference(dtype, device):
     torch.testing.assert_close(grad[ok], ref_grad[ok], rtol=rtol * 10, atol=atol * 10)
 
 
+@pytest.mark.parametrize("n", [1, 31, 33, 100])
+def test_row_blocks_at_large_k_match_reference(n, dtype, device):
+    # The CPU kernels take rows in blocks of 32 (float) / 16 (double) SIMD lanes: full and
+    # partial blocks, strided rows, zero and non-finite rows, at a width of 49 (k = 50).
+    k = 50
+    codes = ops.simplex_codes(k, dtype=dtype, device=device)
+    wide = torch.randn(n, 2 * ops.code_width(k), dtype=dtype, device=device)
+    E = wide[:, ::2]
+    E[0] = 0
+    if n > 2:
+        E[2, 5] = float("inf")
+    dist, label = ops.cosine_simplex_assign(E, codes, check_finite=False)
+    ref_dist, ref_label = reference.cosine_simplex_assign(E, codes, 1 / ops.max_nearest_distance(k))
+    rtol, atol = tolerances(dtype)
+    torch.testing.assert_close(dist, ref_dist, rtol=rtol, atol=atol, equal_nan=True)
+    ok = clear_margin(E, codes, dtype) | ~torch.isfinite(E).all(-1)
+    assert torch.equal(label[ok], ref_label[ok])
+    m = ops.soft_memberships(E, codes, check_finite=False)
+    finite = torch.isfinite(E).all(-1)
+    torch.testing.assert_close(m[finite], reference.soft_memberships(E, codes)[finite],
+                               rtol=rtol * 10, atol=atol * 10)
+    assert torch.isnan(m[~finite]).all()
+
+
+def test_assign_gradcheck_at_large_k(device, backend):
+    codes = ops.simplex_codes(50, dtype=torch.float64, device=device)
+    E = scores(37, 50, torch.float64, device, seed=3).requires_grad_()
+    assert torch.autograd.gradcheck(lambda e: ops.cosine_simplex_assign(e, codes)[0], (E,))
+
+
 @pytest.mark.parametrize("k", [2, 3, 7])
 def test_assign_gradcheck(k, device, backend):
     codes = ops.simplex_codes(k, dtype=torch.float64, device=device)

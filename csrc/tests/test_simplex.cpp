@@ -1,5 +1,6 @@
 // Unit tests of csrc/include/pydeepclust/simplex.h against hand-computed values,
 // finite differences and the product form of the soft memberships.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -143,7 +144,62 @@ void test_row_distances_zero_row() {
   CHECK(out[0] == 1 && out[1] == 1 && out[2] == 1);
 }
 
+// The CPU row blocks (rows in SIMD lanes) against the per-row functions: random rows
+// with zero, NaN and inf rows among them, a partial last block, strided rows, ties.
+template <typename T>
+void test_blocks_match_rows(int64_t k, int64_t m, int64_t es) {
+  constexpr int L = 8;
+  const int64_t n = 2 * L + 3, rs = m * es + 1;
+  std::vector<T> codes(k * m), inv_cn(k), e(n * rs, T(7));
+  uint64_t state = 12345 + k;
+  auto uniform = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return double(state >> 11) / double(1ULL << 53) * 2 - 1;
+  };
+  for (auto& v : codes) v = T(uniform());
+  for (int64_t c = 0; c < k; ++c) inv_cn[c] = T(1) / sx::row_norm(codes.data() + c * m, 1, m);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < m; ++j) e[i * rs + j * es] = T(uniform());
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    e[1 * rs + j * es] = T(0);                 // zero row
+    e[4 * rs + j * es] = codes[0 * m + j] + codes[(k - 1) * m + j];  // near a tie
+  }
+  e[2 * rs] = std::numeric_limits<T>::quiet_NaN();
+  e[(n - 1) * rs] = std::numeric_limits<T>::infinity();  // last row, first element
+  std::vector<T> dist(n), ref_dist(n), et(m * L), dk(k * L), mem(n * k), ref_mem(n * k);
+  std::vector<int64_t> label(n), ref_label(n);
+  for (int64_t i0 = 0; i0 < n; i0 += L) {
+    const int64_t rows = std::min<int64_t>(L, n - i0);
+    sx::block_assign<T, L>(e.data() + i0 * rs, rs, es, rows, codes.data(), inv_cn.data(), k, m,
+                           T(1.5), dist.data() + i0, label.data() + i0, et.data());
+    sx::block_memberships<T, L>(e.data() + i0 * rs, rs, es, rows, codes.data(), inv_cn.data(), k,
+                                m, mem.data() + i0 * k, k, et.data(), dk.data());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    sx::row_assign(e.data() + i * rs, es, codes.data(), inv_cn.data(), k, m, T(1.5),
+                   &ref_dist[i], &ref_label[i]);
+    sx::row_distances(e.data() + i * rs, es, codes.data(), inv_cn.data(), k, m,
+                      ref_mem.data() + i * k, 1);
+    sx::memberships_from_distances(ref_mem.data() + i * k, 1, k);
+    CHECK(label[i] == ref_label[i]);
+    CHECK((std::isnan(dist[i]) && std::isnan(ref_dist[i])) || dist[i] == ref_dist[i]);
+    for (int64_t c = 0; c < k; ++c) {
+      const T a = mem[i * k + c], b = ref_mem[i * k + c];
+      CHECK((std::isnan(a) && std::isnan(b)) || a == b);
+    }
+  }
+  CHECK(label[1] == 0);
+  CHECK_NEAR(dist[1], 1.5, 0);
+  CHECK(label[2] == -1 && label[n - 1] == -1);
+}
+
 int main() {
+  test_blocks_match_rows<float>(3, 2, 1);
+  test_blocks_match_rows<float>(10, 9, 1);
+  test_blocks_match_rows<float>(50, 49, 2);
+  test_blocks_match_rows<double>(7, 6, 1);
+  test_blocks_match_rows<double>(50, 49, 3);
   test_assign_table<float>(1e-6);
   test_assign_table<double>(1e-15);
   test_non_finite_rows<float>();

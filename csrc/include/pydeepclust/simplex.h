@@ -28,14 +28,20 @@ PDC_HOST_DEVICE bool is_finite(T x) {
   return (x - x) == T(0);
 }
 
+// ||e||^2, summed in index order (the blocked CPU kernels sum in the same order).
 template <typename T>
-PDC_HOST_DEVICE T row_norm(const T* e, int64_t es, int64_t m) {
+PDC_HOST_DEVICE T row_sumsq(const T* e, int64_t es, int64_t m) {
   T s = T(0);
   for (int64_t j = 0; j < m; ++j) {
     const T v = e[j * es];
     s += v * v;
   }
-  return PDC_SQRT(s);
+  return s;
+}
+
+template <typename T>
+PDC_HOST_DEVICE T row_norm(const T* e, int64_t es, int64_t m) {
+  return PDC_SQRT(row_sumsq(e, es, m));
 }
 
 template <typename T>
@@ -51,55 +57,86 @@ PDC_HOST_DEVICE T distance_from_dot(T dot, T norm, T inv_code_norm, T scale) {
   return scale * (T(1) - dot * inv_code_norm / norm);
 }
 
+// Whether code c, with cdot = dot(e, s_c) / ||s_c||, is nearer than the best so far
+// (cos(e, s_c) = cdot / ||e||; ||e|| is common to all codes). Strictly greater: ties
+// keep the lower index (like torch.max).
+template <typename T>
+PDC_HOST_DEVICE bool nearer(T cdot, T best_dot) {
+  return cdot > best_dot;
+}
+
+// Distance and label of one row from ||e|| and the best cdot (label `best`): NaN
+// and -1 for a non-finite row, `scale` and 0 for a zero row. Written as selects (no
+// early return) so that the CPU blocks evaluate them in SIMD lanes.
+template <typename T>
+PDC_HOST_DEVICE T assign_distance(T norm, T best_dot, T scale) {
+  const T d = scale * (T(1) - best_dot / (norm == T(0) ? T(1) : norm));
+  return is_finite(norm) ? (norm == T(0) ? scale : d) : norm - norm;  // NaN: NaN or inf in
+}                                                                     // the row (or overflow)
+
+template <typename T, typename I>
+PDC_HOST_DEVICE I assign_label(T norm, I best) {
+  return is_finite(norm) ? (norm == T(0) ? I(0) : best) : I(-1);
+}
+
+template <typename T>
+PDC_HOST_DEVICE void finish_assign(T sumsq, T best_dot, int64_t best, T scale, T* dist,
+                                   int64_t* label) {
+  const T norm = PDC_SQRT(sumsq);
+  *dist = assign_distance(norm, best_dot, scale);
+  *label = assign_label(norm, best);
+}
+
 // Nearest code of one row. Ties go to the lowest index (like torch.min).
 template <typename T>
 PDC_HOST_DEVICE void row_assign(const T* e, int64_t es, const T* codes, const T* inv_cn,
                                 int64_t k, int64_t m, T scale, T* dist, int64_t* label) {
-  const T norm = row_norm(e, es, m);
-  if (!is_finite(norm)) {  // NaN or inf in the row (or ||e||^2 overflowed)
-    *dist = norm - norm;                                // NaN
-    *label = -1;
-    return;
-  }
-  if (norm == T(0)) {
-    *dist = scale;
-    *label = 0;
-    return;
-  }
+  const T sumsq = row_sumsq(e, es, m);
   T best_dot = T(0);
-  int64_t best = -1;
-  for (int64_t c = 0; c < k; ++c) {
-    // Compare cos(e, s_c) = dot / ||s_c|| (||e|| is common to all codes).
-    const T cdot = dot_with_code(e, es, codes + c * m, m) * inv_cn[c];
-    if (best < 0 || cdot > best_dot) {
-      best_dot = cdot;
-      best = c;
+  int64_t best = 0;
+  if (is_finite(sumsq) && sumsq > T(0)) {
+    for (int64_t c = 0; c < k; ++c) {
+      const T cdot = dot_with_code(e, es, codes + c * m, m) * inv_cn[c];
+      if (c == 0 || nearer(cdot, best_dot)) {
+        best_dot = cdot;
+        best = c;
+      }
     }
   }
-  *dist = scale * (T(1) - best_dot / norm);
-  *label = best;
+  finish_assign(sumsq, best_dot, best, scale, dist, label);
 }
 
-// Gradient of g * scale * (1 - cos(e, s_c)) with respect to e:
-//   -g * scale / ||e|| * (s_c / ||s_c|| - cos * e / ||e||).
-// Zero rows, non-finite rows and label < 0 give a zero gradient.
+// Coefficients of the gradient of g * scale * (1 - cos(e, s_c)) with respect to e,
+//   -g * scale / ||e|| * (s_c / ||s_c|| - cos * e / ||e||)  =  a * s_c + b * e,
+// from ||e|| and dot = dot(e, s_c). Returns false (and a = b = 0) for a zero or
+// non-finite row or label < 0: their gradient is zero (write zeros: a * s_c + b * e
+// would be NaN for a row holding inf). Selects only, as assign_distance.
+template <typename T>
+PDC_HOST_DEVICE bool grad_coefficients(T norm, T dot, T inv_code_norm, int64_t label, T scale,
+                                       T g, T* a, T* b) {
+  const bool usable = label >= 0 && norm > T(0) && is_finite(norm);
+  const T inv_norm = T(1) / (usable ? norm : T(1));
+  const T cos = dot * inv_code_norm * inv_norm;
+  const T coef = -g * scale * inv_norm;
+  *a = usable ? coef * inv_code_norm : T(0);
+  *b = usable ? -coef * cos * inv_norm : T(0);
+  return usable;
+}
+
+// Gradient of one row (see grad_coefficients), written with stride gs.
 template <typename T>
 PDC_HOST_DEVICE void row_assign_grad(const T* e, int64_t es, const T* codes, const T* inv_cn,
                                      int64_t m, int64_t label, T scale, T g, T* grad,
                                      int64_t gs) {
-  const T norm = row_norm(e, es, m);
-  const bool usable = label >= 0 && norm > T(0) && is_finite(norm);
-  if (!usable) {
+  const int64_t c = label > 0 ? label : 0;
+  const T* code = codes + c * m;
+  T a, b;
+  if (!grad_coefficients(row_norm(e, es, m), dot_with_code(e, es, code, m), inv_cn[c], label,
+                         scale, g, &a, &b)) {
     for (int64_t j = 0; j < m; ++j) grad[j * gs] = T(0);
     return;
   }
-  const T* code = codes + label * m;
-  const T inv_norm = T(1) / norm;
-  const T cos = dot_with_code(e, es, code, m) * inv_cn[label] * inv_norm;
-  const T coef = -g * scale * inv_norm;
-  for (int64_t j = 0; j < m; ++j) {
-    grad[j * gs] = coef * (code[j] * inv_cn[label] - cos * e[j * es] * inv_norm);
-  }
+  for (int64_t j = 0; j < m; ++j) grad[j * gs] = a * code[j] + b * e[j * es];
 }
 
 // Soft KSC memberships (Langone, Mall & Suykens 2013):
@@ -134,22 +171,191 @@ PDC_HOST_DEVICE void memberships_from_distances(T* row, int64_t rs, int64_t k) {
   for (int64_t c = 0; c < k; ++c) row[c * rs] *= inv_total;
 }
 
+// Unscaled 1 - cos(e, s_c) from dot = dot(e, s_c), the row's ||e|| and 1 / ||e||:
+// NaN for a non-finite row, 1 (cos = 0) for a zero row.
+template <typename T>
+PDC_HOST_DEVICE T code_distance(T dot, T norm, T inv_norm, T inv_code_norm) {
+  if (!is_finite(norm)) return norm - norm;
+  if (norm == T(0)) return T(1);
+  return T(1) - dot * inv_code_norm * inv_norm;
+}
+
 // All k distances of one row (unscaled 1 - cos), written with stride rs.
 template <typename T>
 PDC_HOST_DEVICE void row_distances(const T* e, int64_t es, const T* codes, const T* inv_cn,
                                    int64_t k, int64_t m, T* out, int64_t rs) {
   const T norm = row_norm(e, es, m);
-  const bool finite = is_finite(norm);
+  const T inv_norm = T(1) / norm;
   for (int64_t c = 0; c < k; ++c) {
-    if (!finite) {
-      out[c * rs] = norm - norm;
-    } else if (norm == T(0)) {
-      out[c * rs] = T(1);
-    } else {
-      out[c * rs] = distance_from_dot(dot_with_code(e, es, codes + c * m, m), norm, inv_cn[c], T(1));
-    }
+    out[c * rs] = code_distance(dot_with_code(e, es, codes + c * m, m), norm, inv_norm, inv_cn[c]);
   }
 }
+
+#if !defined(__CUDACC__) && !defined(__HIPCC__)
+// ---------------------------------------------------------------- CPU row blocks
+// Rows in lanes: a block of up to L rows is transposed to (m, L), so that every loop
+// below does the same operation on L independent rows, which compilers vectorise
+// without reassociating any sum. Each row's sums run in the order of row_sumsq and
+// dot_with_code, and the per-row results go through the functions above, so a block
+// computes what the per-row functions compute (the CUDA kernels call those).
+
+#if defined(__GNUC__)
+#define PDC_CPU_INLINE inline __attribute__((always_inline))
+#else
+#define PDC_CPU_INLINE inline
+#endif
+#if defined(_OPENMP)
+#define PDC_LANES _Pragma("omp simd")
+#else
+#define PDC_LANES
+#endif
+
+// et (m x L) <- rows [0, rows) of e (row stride rs, element stride es); lanes past
+// `rows` are zero.
+template <typename T, int L>
+PDC_CPU_INLINE void load_rows(const T* e, int64_t rs, int64_t es, int64_t rows, int64_t m,
+                              T* et) {
+  if (rows == L) {
+    for (int64_t j = 0; j < m; ++j) {
+      PDC_LANES for (int i = 0; i < L; ++i) et[j * L + i] = e[i * rs + j * es];
+    }
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* row = e + i * rs;
+    for (int64_t j = 0; j < m; ++j) et[j * L + i] = row[j * es];
+  }
+  for (int64_t i = rows; i < L; ++i) {
+    for (int64_t j = 0; j < m; ++j) et[j * L + i] = T(0);
+  }
+}
+
+template <typename T, int L>
+PDC_CPU_INLINE void lanes_sumsq(const T* et, int64_t m, T* sumsq) {
+  PDC_LANES for (int i = 0; i < L; ++i) sumsq[i] = T(0);
+  for (int64_t j = 0; j < m; ++j) {
+    PDC_LANES for (int i = 0; i < L; ++i) sumsq[i] += et[j * L + i] * et[j * L + i];
+  }
+}
+
+// norm[i] = sqrt(sumsq[i]). A plain loop: std::sqrt may set errno, which keeps it out
+// of SIMD lanes unless built with -fno-math-errno; the selects that follow vectorise.
+template <typename T, int L>
+PDC_CPU_INLINE void lanes_sqrt(const T* sumsq, T* norm) {
+  for (int i = 0; i < L; ++i) norm[i] = PDC_SQRT(sumsq[i]);
+}
+
+// dot[c * L + i] = dot(row i, code c) for the C codes at `codes` (row stride m), each
+// summed in index order; C > 1 reads each element of the block once for C codes.
+template <typename T, int L, int C>
+PDC_CPU_INLINE void lanes_dot(const T* et, int64_t m, const T* codes, T* dot) {
+  T acc[C][L];
+  for (int c = 0; c < C; ++c) {
+    PDC_LANES for (int i = 0; i < L; ++i) acc[c][i] = T(0);
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    const T* col = et + j * L;
+    for (int c = 0; c < C; ++c) {
+      const T cj = codes[c * m + j];
+      PDC_LANES for (int i = 0; i < L; ++i) acc[c][i] += col[i] * cj;
+    }
+  }
+  for (int c = 0; c < C; ++c) {
+    PDC_LANES for (int i = 0; i < L; ++i) dot[c * L + i] = acc[c][i];
+  }
+}
+
+// Codes per sweep over a block.
+constexpr int kCodesPerSweep = 2;
+
+// The running nearest code of each lane, given code c's dots. The label is held as a
+// T (exact: k < 2^24 codes), so that it is selected by the same mask as the dot.
+// (Selects into new arrays: compilers turn `x[i] = take ? y : x[i]` into masked
+// stores, which stall the next sweep's loads.)
+template <typename T, int L>
+PDC_CPU_INLINE void block_take(const T* dot, T icn, int64_t c, T* best, T* lab) {
+  const T cc = static_cast<T>(c);
+  T nb[L], nl[L];
+  PDC_LANES for (int i = 0; i < L; ++i) {
+    const T cdot = dot[i] * icn;
+    const bool take = nearer(cdot, best[i]);
+    nb[i] = take ? cdot : best[i];
+    nl[i] = take ? cc : lab[i];
+  }
+  PDC_LANES for (int i = 0; i < L; ++i) {
+    best[i] = nb[i];
+    lab[i] = nl[i];
+  }
+}
+
+// row_assign for `rows` (<= L) rows; et: scratch of m * L.
+template <typename T, int L>
+PDC_CPU_INLINE void block_assign(const T* e, int64_t rs, int64_t es, int64_t rows,
+                                 const T* codes, const T* inv_cn, int64_t k, int64_t m, T scale,
+                                 T* dist, int64_t* label, T* et) {
+  load_rows<T, L>(e, rs, es, rows, m, et);
+  T sumsq[L], dot[kCodesPerSweep * L], best[L], lab[L];
+  lanes_sumsq<T, L>(et, m, sumsq);
+  lanes_dot<T, L, 1>(et, m, codes, dot);
+  PDC_LANES for (int i = 0; i < L; ++i) {
+    best[i] = dot[i] * inv_cn[0];
+    lab[i] = T(0);
+  }
+  int64_t c = 1;
+  for (; c + kCodesPerSweep <= k; c += kCodesPerSweep) {
+    lanes_dot<T, L, kCodesPerSweep>(et, m, codes + c * m, dot);
+    for (int u = 0; u < kCodesPerSweep; ++u) block_take<T, L>(dot + u * L, inv_cn[c + u], c + u,
+                                                             best, lab);
+  }
+  for (; c < k; ++c) {
+    lanes_dot<T, L, 1>(et, m, codes + c * m, dot);
+    block_take<T, L>(dot, inv_cn[c], c, best, lab);
+  }
+  T norm[L];
+  lanes_sqrt<T, L>(sumsq, norm);
+  PDC_LANES for (int i = 0; i < L; ++i) {
+    best[i] = assign_distance(norm[i], best[i], scale);
+    lab[i] = assign_label(norm[i], lab[i]);  // -1, 0 or the code, as a T
+  }
+  if (rows == L) {
+    PDC_LANES for (int i = 0; i < L; ++i) {
+      dist[i] = best[i];
+      label[i] = static_cast<int64_t>(lab[i]);
+    }
+    return;
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    dist[i] = best[i];
+    label[i] = static_cast<int64_t>(lab[i]);
+  }
+}
+
+// row_distances + memberships_from_distances for `rows` (<= L) rows, out (rows x k,
+// row stride os); scratch: et (m * L) and dk (k * L).
+template <typename T, int L>
+PDC_CPU_INLINE void block_memberships(const T* e, int64_t rs, int64_t es, int64_t rows,
+                                      const T* codes, const T* inv_cn, int64_t k, int64_t m,
+                                      T* out, int64_t os, T* et, T* dk) {
+  load_rows<T, L>(e, rs, es, rows, m, et);
+  T sumsq[L];
+  lanes_sumsq<T, L>(et, m, sumsq);
+  int64_t c = 0;
+  for (; c + kCodesPerSweep <= k; c += kCodesPerSweep) {
+    lanes_dot<T, L, kCodesPerSweep>(et, m, codes + c * m, dk + c * L);
+  }
+  for (; c < k; ++c) lanes_dot<T, L, 1>(et, m, codes + c * m, dk + c * L);
+  T norm[L];
+  lanes_sqrt<T, L>(sumsq, norm);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T inv_norm = T(1) / norm[i];
+    T* o = out + i * os;
+    for (int64_t c = 0; c < k; ++c) {
+      o[c] = code_distance(dk[c * L + i], norm[i], inv_norm, inv_cn[c]);
+    }
+    memberships_from_distances(o, int64_t(1), k);
+  }
+}
+#endif  // !__CUDACC__
 
 }  // namespace simplex
 }  // namespace pydeepclust
