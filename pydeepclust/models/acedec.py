@@ -254,13 +254,13 @@ class _CentroidDeepClusterer(AutoencoderClusterer):
 
     def _encode(self, x: Tensor) -> Tensor:
         """The training network's code of x (in bfloat16 autocast with ``precision="bf16"``;
-        the losses stay in float32)."""
+        the losses stay in x's dtype)."""
         with self._autocast():
-            return self.autoencoder_.encode(x).float()
+            return self.autoencoder_.encode(x).to(x.dtype)
 
     def _decode(self, z: Tensor) -> Tensor:
         with self._autocast():
-            return self.autoencoder_.decode(z).float()
+            return self.autoencoder_.decode(z).to(z.dtype)
 
     def _update_centroids(self, z: Tensor, labels: Tensor) -> None:
         minibatch_kmeans_update(self.centroids_, self.centroid_counts_, z, labels)

@@ -203,7 +203,7 @@ def train_autoencoder(net: Autoencoder, X: Tensor, epochs: int, batch_size: int,
                 keep = torch.rand((len(idx), *x.shape[1:]), generator=generator)[rows]
                 x_in = x * (keep >= corruption).to(device) / (1 - corruption)
             with autocast():
-                recon = net(x_in).float()
+                recon = net(x_in).to(x.dtype)
             loss = pdist.global_mean(reconstruction_loss(x, recon), len(x), len(idx))
             if check_loss is not None:
                 check_loss(loss, epoch, {"reconstruction": loss})

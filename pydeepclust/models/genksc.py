@@ -225,7 +225,7 @@ class GenKSC(DeepClusterer):
         means over all ranks' rows."""
         n = x.shape[0]
         with self._autocast():
-            phi = self.encoder_(x).float()  # the loss terms in float32
+            phi = self.encoder_(x).to(x.dtype)  # the loss terms in the data's dtype
         degrees, floor = self._degrees(phi, global_batch=True)
         w = ops.inverse_degrees(degrees, nonpositive="clamp", eps=floor)
         if pdist.is_distributed():
@@ -239,7 +239,7 @@ class GenKSC(DeepClusterer):
         ksc = (-0.5 * (w * scores.pow(2).sum(1)).sum() + 0.5 * phi_c.pow(2).sum()) / n
         # conv decoders return (n, C, H, W) also for (n, H, W) samples: compare like with like
         with self._autocast():
-            recon = self.decoder_(scores @ self.U_.T).float().reshape(x.shape)
+            recon = self.decoder_(scores @ self.U_.T).to(x.dtype).reshape(x.shape)
         rec = (x - recon).pow(2).reshape(n, -1).sum(1).mean()
         parts = {"ksc": ksc, "rec": rec}
         if with_cluster:

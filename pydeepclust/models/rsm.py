@@ -564,7 +564,7 @@ class RSM(DeepClusterer):
         """The loss terms of one batch (under torch.distributed: of the global batch, x and a
         this rank's rows of it; the graph's random draws are the same on every rank)."""
         with self._autocast():
-            z = self.network_(x).float()  # the loss in float32 (its Gram, Cholesky and cut)
+            z = self.network_(x).to(x.dtype)  # the loss (Gram, Cholesky, cut) in x's dtype
         if self.kernel == "knn":
             low, high = self.n_neighbors_range
             m = int(torch.randint(low, high + 1, (1,), generator=draws))
