@@ -75,7 +75,7 @@ class AEKMeans(AutoencoderClusterer):
     augmented ACe/DeC and DCN). ``checkpoint_path``, ``checkpoint_every``: the pretraining's
     state every that many epochs and at its end, and the fitted model after k-means;
     ``fit(X, resume=True)`` continues the pretraining from it (or, after it, only runs k-means
-    again). ``precision``: as :class:`~pydeepclust.models.ACeDeC`'s, for the pretraining.
+    again). ``precision``: as :class:`~pydeepclust.models.acedec.ACeDeC`'s, for the pretraining.
     """
 
     def __init__(self, n_clusters: int = 10, latent_dim: int | None = None, arch: str = "mlp",
