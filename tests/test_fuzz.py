@@ -32,9 +32,8 @@ import re
 import pytest
 import torch
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pydeepclust.ops as ops  # noqa: E402
 from pydeepclust.ops import reference  # noqa: E402
