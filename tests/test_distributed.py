@@ -296,3 +296,15 @@ def test_an_error_on_one_rank_ends_every_rank(tmp_path):
     assert bad1.startswith("ValueError: RSM: X has NaN or inf in 1 sample(s) (first: row 3)")
     assert bad0.startswith("RuntimeError: RSM: rank 1 of 2 failed: ValueError: RSM: X has NaN")
     assert nan0 == nan1 and nan0.startswith("FloatingPointError: DCN: the training loss became")
+
+
+def test_distributed_parameter_is_checked():
+    from pydeepclust.models import RSM
+
+    X = _global_batch(n=24).float().numpy()
+    with pytest.raises(ValueError, match="RSM: distributed=True, but no torch.distributed "
+                                         "process group"):
+        RSM(3, distributed=True).fit(X)
+    with pytest.raises(ValueError, match=r"RSM: distributed must be None .*got 'yes'"):
+        RSM(3, distributed="yes").fit(X)
+    assert RSM(3, hidden=(8,), epochs=2, distributed=False).fit(X).labels_.shape == (24,)
