@@ -198,15 +198,14 @@ class GenKSC(DeepClusterer):
 
     # -- the loss ------------------------------------------------------------------
 
-    def _degrees(self, phi: Tensor, global_batch: bool = False) -> tuple[Tensor, float]:
+    def _degrees(self, phi: Tensor, global_rows: int | None = None) -> tuple[Tensor, float]:
         """Linear-kernel degrees ``φ_i · Σ_j φ_j`` (O(n d_f)) and the clamp floor for them.
-        ``global_batch``: under torch.distributed phi holds this rank's rows of the global
-        batch, and Σ_j φ_j and the mean ``|d|`` of the floor run over all of it."""
+        ``global_rows``: under torch.distributed phi holds this rank's rows of a global batch
+        of that many rows, and Σ_j φ_j and the mean ``|d|`` of the floor run over all of it."""
         # non-finite features surface below, in GenKSC's own words
-        if global_batch and pdist.is_distributed():
+        if global_rows is not None and pdist.is_distributed():
             degrees = phi @ pdist.all_reduce_sum(phi.sum(0))
-            scale = float(pdist.all_reduce_sum(degrees.detach().abs().sum())) / \
-                pdist.global_count(len(phi), phi.device)
+            scale = float(pdist.all_reduce_sum(degrees.detach().abs().sum())) / global_rows
         else:
             degrees = ops.kernel_degrees(phi, kernel="linear", check_finite=False)
             scale = float(degrees.detach().abs().mean())
@@ -224,9 +223,10 @@ class GenKSC(DeepClusterer):
         the floor from the summed ``|d|``, the weighted centre from the summed Σwφ and Σw, and the
         means over all ranks' rows."""
         n = x.shape[0]
+        total = pdist.global_count(n, x.device)
         with self._autocast():
             phi = self.encoder_(x).to(x.dtype)  # the loss terms in the data's dtype
-        degrees, floor = self._degrees(phi, global_batch=True)
+        degrees, floor = self._degrees(phi, global_rows=total)
         w = ops.inverse_degrees(degrees, nonpositive="clamp", eps=floor)
         if pdist.is_distributed():
             center = pdist.all_reduce_sum((w.unsqueeze(1) * phi).sum(0)) / \
@@ -246,7 +246,6 @@ class GenKSC(DeepClusterer):
             m = self.codes_.shape[1]
             dist, _ = ops.cosine_simplex_assign(scores[:, :m], self.codes_)
             parts["cl"] = dist.mean()
-        total = pdist.global_count(n, x.device)
         return {k: pdist.global_mean(v, n, total) for k, v in parts.items()}
 
     def _total(self, parts: dict[str, Tensor]) -> Tensor:
