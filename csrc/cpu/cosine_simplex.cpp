@@ -20,30 +20,12 @@
 
 #include "../checks.h"
 #include "pydeepclust/simplex.h"
-
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define PDC_AVX2_CLONES 1
-#define PDC_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#else
-#define PDC_AVX2_CLONES 0
-#endif
+#include "simd.h"
 
 namespace pydeepclust {
 namespace {
 
 constexpr const char* kAssign = "cosine_simplex_assign";
-
-bool have_avx2() {
-#if PDC_AVX2_CLONES
-  static const bool yes = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
-}
 
 // at::empty for an output the kernel writes in full. From 4 MiB on, Linux is asked for
 // transparent huge pages before the first write: a fresh allocation that size is a new

@@ -6,7 +6,7 @@
 // matrix: threads share the entries of each phase (A P, the augmented system,
 // the row eliminations of each pivot step, the back substitutions, the
 // coefficients) and synchronise between phases. Its workspace lives in global
-// memory (7 p^2 per matrix, cached in L1/L2). That block runs the 2p x 2p elimination
+// memory (8 p^2 per matrix, cached in L1/L2). That block runs the 2p x 2p elimination
 // alone, so above p = kMaxKernelP (0.72x the plain-torch Woodbury at 1024 x 40 on an H100)
 // the system is built from the same Gram blocks by batched products and solved by
 // at::linalg_solve_ex (cuSOLVER / MAGMA, batched; no host sync: info is not inspected).
@@ -39,14 +39,19 @@ __global__ void coefficients_kernel(const T* __restrict__ A, const T* __restrict
   const T* q = Q + b * pp;
   const T t = tau[b * tau_stride];
   T* ap = work + b * cayley::workspace_size(p);
-  T* aug = ap + pp;
+  T* c_block = ap + pp;
+  T* aug = c_block + pp;
   T* k_out = K + b * 2 * pp;
   __shared__ int64_t pivot;
 
-  for (int64_t e = threadIdx.x; e < pp; e += blockDim.x) cayley::ap_entry(a, pm, p, e / p, e % p, ap);
+  for (int64_t e = threadIdx.x; e < pp; e += blockDim.x)
+    cayley::ap_entries(a, pm, p, e / p, e % p, e % p + 1, ap);
+  __syncthreads();
+  for (int64_t e = threadIdx.x; e < pp; e += blockDim.x)
+    cayley::c_entries(pm, q, ap, p, e / p, e % p, e % p + 1, c_block);
   __syncthreads();
   for (int64_t e = threadIdx.x; e < rows * cols; e += blockDim.x)
-    cayley::system_entry(a, pm, q, ap, p, t, e / cols, e % cols, aug);
+    cayley::system_entry(a, pm, ap, c_block, p, t, e / cols, e % cols, aug);
   __syncthreads();
   for (int64_t k = 0; k < rows; ++k) {
     if (threadIdx.x == 0) pivot = cayley::pivot_row(aug, rows, cols, k);
@@ -61,10 +66,10 @@ __global__ void coefficients_kernel(const T* __restrict__ A, const T* __restrict
     __syncthreads();
   }
   for (int64_t c = rows + threadIdx.x; c < cols; c += blockDim.x)
-    cayley::back_substitute(aug, rows, cols, c);
+    cayley::back_substitute(aug, rows, cols, c, c + 1);
   __syncthreads();
   for (int64_t e = threadIdx.x; e < 2 * pp; e += blockDim.x)
-    cayley::coefficient_entry(aug, pm, p, t, e / p, e % p, k_out);
+    cayley::coefficient_entries(aug, pm, p, t, e / p, e % p, e % p + 1, k_out);
 }
 
 // Y = X - tau U (I + tau/2 V^T U)^-1 V^T X with U = [Ghat, X], V = [X, -Ghat],

@@ -20,7 +20,8 @@
 //
 // Layout: every matrix is row-major and contiguous. The 2p x 2p system and its
 // p right-hand sides live in one augmented matrix `aug` (2p rows, 3p columns);
-// `ap` holds A P (p x p). Workspace per matrix: workspace_size(p) elements.
+// `ap` holds A P and `C` the block C (p x p each). Workspace per matrix:
+// workspace_size(p) elements.
 #pragma once
 
 #include <stdint.h>
@@ -28,25 +29,56 @@
 #include "pydeepclust/macros.h"
 
 // The small-matrix loops below write one array while reading others; promising
-// no aliasing lets the compiler vectorise them.
+// no aliasing lets the CPU compiler vectorise them. Not in device code: there a
+// const __restrict__ pointer may be read through the non-coherent read-only cache,
+// and the CUDA kernel reads rows that other threads wrote earlier in the same launch.
+#if defined(__CUDA_ARCH__)
+#define PDC_RESTRICT
+#else
 #define PDC_RESTRICT __restrict__
+#endif
 
 namespace pydeepclust {
 namespace cayley {
 
-PDC_HOST_DEVICE int64_t workspace_size(int64_t p) { return 7 * p * p; }
+PDC_HOST_DEVICE int64_t workspace_size(int64_t p) { return 8 * p * p; }
 
 template <typename T>
 PDC_HOST_DEVICE T abs_value(T x) {
   return x < T(0) ? -x : x;
 }
 
-// Phase 1, entry (i, j) of A P.
+// The phases below are written over a range of columns [c0, c1) of one row: the CUDA
+// kernel calls them one entry per thread (c1 = c0 + 1), the serial CPU path one whole
+// row at a time, so that every O(p^3) inner loop is a contiguous, vectorisable sweep
+// over columns. The summation order per entry is the same either way.
+
+// y[0, count) += a x[0, count).
 template <typename T>
-PDC_HOST_DEVICE void ap_entry(const T* A, const T* P, int64_t p, int64_t i, int64_t j, T* ap) {
-  T s = T(0);
-  for (int64_t k = 0; k < p; ++k) s += A[i * p + k] * P[k * p + j];
-  ap[i * p + j] = s;
+PDC_HOST_DEVICE void axpy(T* PDC_RESTRICT y, const T* PDC_RESTRICT x, T a, int64_t count) {
+  for (int64_t e = 0; e < count; ++e) y[e] += a * x[e];
+}
+
+// Phase 1a, row i of A P, columns [j0, j1).
+template <typename T>
+PDC_HOST_DEVICE void ap_entries(const T* A, const T* P, int64_t p, int64_t i, int64_t j0,
+                                int64_t j1, T* ap) {
+  T* row = ap + i * p;
+  for (int64_t j = j0; j < j1; ++j) row[j] = T(0);
+  for (int64_t k = 0; k < p; ++k) axpy(row + j0, P + k * p + j0, A[i * p + k], j1 - j0);
+}
+
+// Phase 1b (after 1a), row u of C = Q - P^T P + 1/4 P^T (A P), columns [v0, v1).
+template <typename T>
+PDC_HOST_DEVICE void c_entries(const T* PDC_RESTRICT P, const T* PDC_RESTRICT Q,
+                               const T* PDC_RESTRICT ap, int64_t p, int64_t u, int64_t v0,
+                               int64_t v1, T* PDC_RESTRICT C) {
+  T* row = C + u * p;
+  for (int64_t v = v0; v < v1; ++v) row[v] = Q[u * p + v];
+  for (int64_t k = 0; k < p; ++k) {
+    const T f = P[k * p + u];
+    for (int64_t v = v0; v < v1; ++v) row[v] += f * (T(0.25) * ap[k * p + v] - P[k * p + v]);
+  }
 }
 
 // B = P - 1/2 A P, entry (u, v).
@@ -55,25 +87,17 @@ PDC_HOST_DEVICE T b_entry(const T* P, const T* ap, int64_t p, int64_t u, int64_t
   return P[u * p + v] - T(0.5) * ap[u * p + v];
 }
 
-// C = Q - P^T P + 1/4 P^T (A P), entry (u, v).
-template <typename T>
-PDC_HOST_DEVICE T c_entry(const T* P, const T* Q, const T* ap, int64_t p, int64_t u, int64_t v) {
-  T s = Q[u * p + v];
-  for (int64_t k = 0; k < p; ++k) s += P[k * p + u] * (T(0.25) * ap[k * p + v] - P[k * p + v]);
-  return s;
-}
-
 // Phase 2, entry (r, c) of the augmented system [I + tau/2 V^T U | V^T X],
-// r < 2p, c < 3p. Needs A P from phase 1.
+// r < 2p, c < 3p. Needs A P and C from phase 1.
 template <typename T>
-PDC_HOST_DEVICE void system_entry(const T* A, const T* P, const T* Q, const T* ap, int64_t p,
+PDC_HOST_DEVICE void system_entry(const T* A, const T* P, const T* ap, const T* C, int64_t p,
                                   T tau, int64_t r, int64_t c, T* aug) {
   const T half = T(0.5) * tau;
   const int64_t i = r < p ? r : r - p;
   const int64_t j = c < p ? c : (c < 2 * p ? c - p : c - 2 * p);
   T value;
   if (c < p) {  // first block column of V^T U: [B; -C]
-    value = half * (r < p ? b_entry(P, ap, p, i, j) : -c_entry(P, Q, ap, p, i, j));
+    value = half * (r < p ? b_entry(P, ap, p, i, j) : -C[i * p + j]);
   } else if (c < 2 * p) {  // second block column: [A; -B^T]
     value = half * (r < p ? A[i * p + j] : -b_entry(P, ap, p, j, i));
   } else {  // right-hand side V^T X = [A; -B^T]
@@ -110,17 +134,19 @@ PDC_HOST_DEVICE void swap_entry(T* aug, int64_t cols, int64_t a, int64_t b, int6
 template <typename T>
 PDC_HOST_DEVICE void eliminate_row(T* aug, int64_t cols, int64_t k, int64_t r) {
   const T factor = aug[r * cols + k] / aug[k * cols + k];
-  for (int64_t c = k; c < cols; ++c) aug[r * cols + c] -= factor * aug[k * cols + c];
+  axpy(aug + r * cols + k, aug + k * cols + k, -factor, cols - k);
 }
 
-// Back substitution of right-hand-side column c (c >= rows) of an upper
-// triangular system; the solution overwrites that column.
+// Back substitution of right-hand-side columns [c0, c1) (c0 >= rows) of an upper
+// triangular system; the solution overwrites those columns.
 template <typename T>
-PDC_HOST_DEVICE void back_substitute(T* aug, int64_t rows, int64_t cols, int64_t c) {
+PDC_HOST_DEVICE void back_substitute(T* aug, int64_t rows, int64_t cols, int64_t c0,
+                                     int64_t c1) {
   for (int64_t r = rows - 1; r >= 0; --r) {
-    T s = aug[r * cols + c];
-    for (int64_t k = r + 1; k < rows; ++k) s -= aug[r * cols + k] * aug[k * cols + c];
-    aug[r * cols + c] = s / aug[r * cols + r];
+    T* row = aug + r * cols;
+    for (int64_t k = r + 1; k < rows; ++k) axpy(row + c0, aug + k * cols + c0, -row[k], c1 - c0);
+    const T diagonal = row[r];
+    for (int64_t c = c0; c < c1; ++c) row[c] /= diagonal;
   }
 }
 
@@ -136,41 +162,41 @@ PDC_HOST_DEVICE void gauss_solve(T* aug, int64_t rows, int64_t cols) {
     }
     for (int64_t r = k + 1; r < rows; ++r) eliminate_row(aug, cols, k, r);
   }
-  for (int64_t c = rows; c < cols; ++c) back_substitute(aug, rows, cols, c);
+  back_substitute(aug, rows, cols, rows, cols);
 }
 
-// Phase 4, entry (r, c) of K = [Kx; Kg] (2p x p) from the solved system,
-// whose columns 2p..3p-1 hold [Z1; Z2].
+// Phase 4, row r of K = [Kx; Kg] (2p x p), columns [c0, c1), from the solved
+// system, whose columns 2p..3p-1 hold [Z1; Z2].
 template <typename T>
-PDC_HOST_DEVICE void coefficient_entry(const T* aug, const T* P, int64_t p, T tau, int64_t r,
-                                       int64_t c, T* K) {
+PDC_HOST_DEVICE void coefficient_entries(const T* aug, const T* P, int64_t p, T tau, int64_t r,
+                                         int64_t c0, int64_t c1, T* K) {
   const int64_t cols = 3 * p;
-  const T* z1 = aug + 2 * p;          // Z1[i][j] = z1[i * cols + j]
+  const T* z1 = aug + 2 * p;  // Z1[i][j] = z1[i * cols + j]
   const T* z2 = aug + p * cols + 2 * p;
-  T value;
-  if (r < p) {
-    T pz1 = T(0);
-    for (int64_t k = 0; k < p; ++k) pz1 += P[r * p + k] * z1[k * cols + c];
-    value = (r == c ? T(1) : T(0)) - tau * z2[r * cols + c] + T(0.5) * tau * pz1;
-  } else {
-    value = -tau * z1[(r - p) * cols + c];
+  T* row = K + r * p;
+  if (r < p) {  // Kx = I - tau Z2 + tau/2 P Z1
+    for (int64_t c = c0; c < c1; ++c) row[c] = T(0);
+    for (int64_t k = 0; k < p; ++k) axpy(row + c0, z1 + k * cols + c0, P[r * p + k], c1 - c0);
+    for (int64_t c = c0; c < c1; ++c)
+      row[c] = (r == c ? T(1) : T(0)) - tau * z2[r * cols + c] + T(0.5) * tau * row[c];
+  } else {  // Kg = -tau Z1
+    for (int64_t c = c0; c < c1; ++c) row[c] = -tau * z1[(r - p) * cols + c];
   }
-  K[r * p + c] = value;
 }
 
-// All of the above for one matrix, serially: Gram blocks in, K out.
+// All of the above for one matrix, serially, a row at a time: Gram blocks in, K out.
 template <typename T>
 PDC_HOST_DEVICE void coefficients(const T* A, const T* P, const T* Q, int64_t p, T tau,
                                   T* work, T* K) {
   T* ap = work;
-  T* aug = work + p * p;
-  for (int64_t i = 0; i < p; ++i)
-    for (int64_t j = 0; j < p; ++j) ap_entry(A, P, p, i, j, ap);
+  T* C = ap + p * p;
+  T* aug = C + p * p;
+  for (int64_t i = 0; i < p; ++i) ap_entries(A, P, p, i, 0, p, ap);
+  for (int64_t u = 0; u < p; ++u) c_entries(P, Q, ap, p, u, 0, p, C);
   for (int64_t r = 0; r < 2 * p; ++r)
-    for (int64_t c = 0; c < 3 * p; ++c) system_entry(A, P, Q, ap, p, tau, r, c, aug);
+    for (int64_t c = 0; c < 3 * p; ++c) system_entry(A, P, ap, C, p, tau, r, c, aug);
   gauss_solve(aug, 2 * p, 3 * p);
-  for (int64_t r = 0; r < 2 * p; ++r)
-    for (int64_t c = 0; c < p; ++c) coefficient_entry(aug, P, p, tau, r, c, K);
+  for (int64_t r = 0; r < 2 * p; ++r) coefficient_entries(aug, P, p, tau, r, 0, p, K);
 }
 
 // Gram blocks of one small n x p pair (row-major rows of stride p):

@@ -199,11 +199,6 @@ PDC_HOST_DEVICE void row_distances(const T* e, int64_t es, const T* codes, const
 // dot_with_code, and the per-row results go through the functions above, so a block
 // computes what the per-row functions compute (the CUDA kernels call those).
 
-#if defined(__GNUC__)
-#define PDC_CPU_INLINE inline __attribute__((always_inline))
-#else
-#define PDC_CPU_INLINE inline
-#endif
 #if defined(_OPENMP)
 #define PDC_LANES _Pragma("omp simd")
 #else
