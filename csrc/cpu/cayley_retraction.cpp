@@ -5,7 +5,7 @@
 // workspace. Larger matrices: the O(n p^2) Gram blocks and the final
 // combination go through ATen's bmm/baddbmm (BLAS); only the 2p x 2p solve of
 // cayley.h runs per matrix, again in parallel over the batch. Both per-matrix loops
-// are compiled twice, for the baseline target and for AVX2 + FMA (simd.h).
+// are compiled for the baseline target, AVX2 + FMA and AVX-512 (simd.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/baddbmm.h>
@@ -59,25 +59,13 @@ PDC_CPU_INLINE void coefficient_matrices(const BatchArgs<T>& a, int64_t begin, i
                          work.data(), a.out + 2 * b * pp);
 }
 
-#if PDC_AVX2_CLONES
-template <typename T>
-PDC_TARGET_AVX2 void retract_matrices_avx2(const BatchArgs<T>& a, int64_t begin, int64_t end) {
-  retract_matrices<T>(a, begin, end);
-}
+PDC_CLONES(retract_matrices, BatchArgs)
+PDC_CLONES(coefficient_matrices, BatchArgs)
 
-template <typename T>
-PDC_TARGET_AVX2 void coefficient_matrices_avx2(const BatchArgs<T>& a, int64_t begin,
-                                               int64_t end) {
-  coefficient_matrices<T>(a, begin, end);
-}
-#endif
-
-// Runs `base` or its AVX2 clone over the batch on the intra-op threads.
+// Runs `fn` over the batch on the intra-op threads.
 template <typename T>
 void for_matrices(const BatchArgs<T>& a, int64_t batch, int64_t work_per_matrix,
-                  void (*base)(const BatchArgs<T>&, int64_t, int64_t),
-                  void (*avx2)(const BatchArgs<T>&, int64_t, int64_t)) {
-  const auto fn = (avx2 != nullptr && have_avx2()) ? avx2 : base;
+                  void (*fn)(const BatchArgs<T>&, int64_t, int64_t)) {
   at::parallel_for(0, batch, grain_for(work_per_matrix),
                    [&](int64_t begin, int64_t end) { fn(a, begin, end); });
 }
@@ -90,8 +78,7 @@ at::Tensor retraction_fused(const at::Tensor& X, const at::Tensor& G, const at::
     const BatchArgs<scalar_t> a{Xc.data_ptr<scalar_t>(), Gc.data_ptr<scalar_t>(), nullptr,
                                 tau.data_ptr<scalar_t>(), tau.numel() == 1 ? 0 : 1, n, p,
                                 Y.data_ptr<scalar_t>()};
-    for_matrices<scalar_t>(a, batch, 10 * n * p * p, &retract_matrices<scalar_t>,
-                           PDC_AVX2_CLONE(retract_matrices_avx2<scalar_t>));
+    for_matrices<scalar_t>(a, batch, 10 * n * p * p, PDC_PICK_CLONE(retract_matrices, scalar_t));
   });
   return Y;
 }
@@ -107,8 +94,8 @@ at::Tensor retraction_blas(const at::Tensor& X, const at::Tensor& G, const at::T
     const BatchArgs<scalar_t> a{A.data_ptr<scalar_t>(), P.data_ptr<scalar_t>(),
                                 Q.data_ptr<scalar_t>(), tau.data_ptr<scalar_t>(),
                                 tau.numel() == 1 ? 0 : 1, X.size(1), p, K.data_ptr<scalar_t>()};
-    for_matrices<scalar_t>(a, batch, 8 * p * p * p, &coefficient_matrices<scalar_t>,
-                           PDC_AVX2_CLONE(coefficient_matrices_avx2<scalar_t>));
+    for_matrices<scalar_t>(a, batch, 8 * p * p * p,
+                           PDC_PICK_CLONE(coefficient_matrices, scalar_t));
   });
   return at::baddbmm(at::bmm(X, K.narrow(1, 0, p)), G, K.narrow(1, p, p));
 }

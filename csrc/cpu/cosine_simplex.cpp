@@ -1,10 +1,11 @@
 // CPU kernels of the cosine-to-simplex ops. The forward ops work on blocks of rows
 // held in SIMD lanes (simplex.h, block_assign / block_memberships: rows transposed
 // into a small (m, L) buffer, each code's dot product one vectorised sweep over it),
-// blocks split across threads with at::parallel_for; the backward goes row by row.
+// blocks split across threads with at::parallel_for; the backward takes the row norms
+// from the same blocks and writes each gradient row whole.
 // Outputs of 4 MiB and more are mapped with transparent huge pages (empty_output).
-// The hot loops are compiled twice: for the baseline x86-64 target and for AVX2 +
-// FMA, picked at run time. The math is in simplex.h.
+// The hot loops are compiled for the baseline x86-64 target, AVX2 + FMA and AVX-512,
+// picked at run time (simd.h). The math is in simplex.h.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
@@ -86,9 +87,10 @@ PDC_CPU_INLINE void membership_blocks(const AssignArgs<T>& a, int64_t b0, int64_
 }
 
 template <typename T>
-void assign_blocks_base(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
+PDC_CPU_INLINE void assign_lanes(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
   assign_blocks<T, lanes<T>()>(a, b0, b1);
 }
+PDC_CLONES(assign_lanes, AssignArgs)
 // Row by row: for more codes than a T counts exactly (block_take holds labels as T).
 template <typename T>
 void assign_rows(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
@@ -99,19 +101,10 @@ void assign_rows(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
   }
 }
 template <typename T>
-void membership_blocks_base(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
+PDC_CPU_INLINE void membership_lanes(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
   membership_blocks<T, lanes<T>()>(a, b0, b1);
 }
-#if PDC_AVX2_CLONES
-template <typename T>
-PDC_TARGET_AVX2 void assign_blocks_avx2(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
-  assign_blocks<T, lanes<T>()>(a, b0, b1);
-}
-template <typename T>
-PDC_TARGET_AVX2 void membership_blocks_avx2(const AssignArgs<T>& a, int64_t b0, int64_t b1) {
-  membership_blocks<T, lanes<T>()>(a, b0, b1);
-}
-#endif
+PDC_CLONES(membership_lanes, AssignArgs)
 
 template <typename T>
 struct GradArgs {
@@ -126,40 +119,25 @@ struct GradArgs {
   T* grad;  // n x m, contiguous
 };
 
-// Rows [begin, end) of the gradient, one at a time (row_assign_grad; the element
-// stride a compile-time 1 for the usual contiguous rows). Row by row beats the
-// transposed blocks here: the gradient is O(m) per row and its code differs per row.
+// Blocks [b0, b1) of L rows of the gradient (block_assign_grad).
 template <typename T>
-PDC_CPU_INLINE void grad_rows(const GradArgs<T>& a, int64_t begin, int64_t end) {
-  if (a.es == 1) {
-    for (int64_t i = begin; i < end; ++i) {
-      simplex::row_assign_grad(a.e + i * a.rs, int64_t(1), a.codes, a.inv_cn, a.m, a.label[i],
-                               a.scale, a.g[i * a.gs], a.grad + i * a.m, int64_t(1));
-    }
-  } else {
-    for (int64_t i = begin; i < end; ++i) {
-      simplex::row_assign_grad(a.e + i * a.rs, a.es, a.codes, a.inv_cn, a.m, a.label[i], a.scale,
-                               a.g[i * a.gs], a.grad + i * a.m, int64_t(1));
-    }
+PDC_CPU_INLINE void grad_blocks(const GradArgs<T>& a, int64_t b0, int64_t b1) {
+  constexpr int L = lanes<T>();
+  std::vector<T> et(a.m * L);
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t i = b * L, rows = std::min<int64_t>(L, a.n - i);
+    simplex::block_assign_grad<T, L>(a.e + i * a.rs, a.rs, a.es, rows, a.codes, a.inv_cn, a.m,
+                                     a.label + i, a.scale, a.g + i * a.gs, a.gs, a.grad + i * a.m,
+                                     et.data());
   }
 }
-template <typename T>
-void grad_rows_base(const GradArgs<T>& a, int64_t begin, int64_t end) {
-  grad_rows<T>(a, begin, end);
-}
-#if PDC_AVX2_CLONES
-template <typename T>
-PDC_TARGET_AVX2 void grad_rows_avx2(const GradArgs<T>& a, int64_t begin, int64_t end) {
-  grad_rows<T>(a, begin, end);
-}
-#endif
+PDC_CLONES(grad_blocks, GradArgs)
 
-// Runs `blocks` (base or AVX2 clone) over all row blocks on the intra-op threads.
+// Runs `fn` over all row blocks on the intra-op threads.
 template <typename T, typename Fn>
-void for_blocks(const AssignArgs<T>& a, int64_t work_per_row, Fn base, Fn avx2) {
+void for_blocks(const AssignArgs<T>& a, int64_t work_per_row, Fn fn) {
   constexpr int L = lanes<T>();
   const int64_t nblocks = (a.n + L - 1) / L;
-  const Fn fn = (avx2 != nullptr && have_avx2()) ? avx2 : base;
   at::parallel_for(0, nblocks, grain_for(work_per_row * L),
                    [&](int64_t b0, int64_t b1) { fn(a, b0, b1); });
 }
@@ -181,12 +159,8 @@ std::tuple<at::Tensor, at::Tensor> assign_cpu(const at::Tensor& E, const at::Ten
                            label.data_ptr<int64_t>(), nullptr};
     using Fn = void (*)(const AssignArgs<scalar_t>&, int64_t, int64_t);
     const bool exact = k < (int64_t(1) << (sizeof(scalar_t) == 4 ? 24 : 53));
-    Fn avx2 = nullptr;
-#if PDC_AVX2_CLONES
-    if (exact) avx2 = &assign_blocks_avx2<scalar_t>;
-#endif
-    for_blocks<scalar_t, Fn>(a, k * m, exact ? &assign_blocks_base<scalar_t> : &assign_rows<scalar_t>,
-                             avx2);
+    for_blocks<scalar_t, Fn>(
+        a, k * m, exact ? PDC_PICK_CLONE(assign_lanes, scalar_t) : &assign_rows<scalar_t>);
   });
   const auto batch = E.sizes().slice(0, E.dim() - 1);
   return {dist.view(batch), label.view(batch)};
@@ -210,11 +184,10 @@ at::Tensor assign_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& E,
                          codes_c.data_ptr<scalar_t>(), inv_cn.data_ptr<scalar_t>(),
                          g.data_ptr<scalar_t>(), g.stride(0), lab.data_ptr<int64_t>(),
                          static_cast<scalar_t>(scale), grad.data_ptr<scalar_t>()};
-    auto fn = &grad_rows_base<scalar_t>;
-#if PDC_AVX2_CLONES
-    if (have_avx2()) fn = &grad_rows_avx2<scalar_t>;
-#endif
-    at::parallel_for(0, n, grain_for(m), [&](int64_t begin, int64_t end) { fn(a, begin, end); });
+    constexpr int L = lanes<scalar_t>();
+    const auto fn = PDC_PICK_CLONE(grad_blocks, scalar_t);
+    at::parallel_for(0, (n + L - 1) / L, grain_for(m * L),
+                     [&](int64_t b0, int64_t b1) { fn(a, b0, b1); });
   });
   return grad.view(E.sizes());
 }
@@ -232,12 +205,7 @@ at::Tensor memberships_cpu(const at::Tensor& E, const at::Tensor& codes) {
                            codes_c.data_ptr<scalar_t>(), inv_cn.data_ptr<scalar_t>(),
                            scalar_t(1), nullptr, nullptr, out.data_ptr<scalar_t>()};
     using Fn = void (*)(const AssignArgs<scalar_t>&, int64_t, int64_t);
-#if PDC_AVX2_CLONES
-    for_blocks<scalar_t, Fn>(a, k * m, &membership_blocks_base<scalar_t>,
-                             &membership_blocks_avx2<scalar_t>);
-#else
-    for_blocks<scalar_t, Fn>(a, k * m, &membership_blocks_base<scalar_t>, nullptr);
-#endif
+    for_blocks<scalar_t, Fn>(a, k * m, PDC_PICK_CLONE(membership_lanes, scalar_t));
   });
   auto shape = E.sizes().vec();
   shape.back() = k;

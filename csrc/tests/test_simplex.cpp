@@ -144,7 +144,8 @@ void test_row_distances_zero_row() {
   CHECK(out[0] == 1 && out[1] == 1 && out[2] == 1);
 }
 
-// The CPU row blocks (rows in SIMD lanes) against the per-row functions: random rows
+// The CPU row blocks (rows in SIMD lanes) against the per-row functions (distances,
+// labels, memberships and the gradient): random rows
 // with zero, NaN and inf rows among them, a partial last block, strided rows, ties.
 template <typename T>
 void test_blocks_match_rows(int64_t k, int64_t m, int64_t es) {
@@ -192,6 +193,22 @@ void test_blocks_match_rows(int64_t k, int64_t m, int64_t es) {
   CHECK(label[1] == 0);
   CHECK_NEAR(dist[1], 1.5, 0);
   CHECK(label[2] == -1 && label[n - 1] == -1);
+
+  // the gradient blocks: per-row upstream gradients, the labels above (zero, -1 rows)
+  std::vector<T> g(n), grad(n * m, T(-3)), ref_grad(n * m);
+  for (auto& v : g) v = T(uniform());
+  for (int64_t i0 = 0; i0 < n; i0 += L) {
+    const int64_t rows = std::min<int64_t>(L, n - i0);
+    sx::block_assign_grad<T, L>(e.data() + i0 * rs, rs, es, rows, codes.data(), inv_cn.data(), m,
+                                label.data() + i0, T(1.5), g.data() + i0, 1,
+                                grad.data() + i0 * m, et.data());
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    sx::row_assign_grad(e.data() + i * rs, es, codes.data(), inv_cn.data(), m, label[i], T(1.5),
+                        g[i], ref_grad.data() + i * m, 1);
+    for (int64_t j = 0; j < m; ++j) CHECK(grad[i * m + j] == ref_grad[i * m + j]);
+  }
+  for (int64_t j = 0; j < m; ++j) CHECK(grad[1 * m + j] == T(0) && grad[2 * m + j] == T(0));
 }
 
 int main() {

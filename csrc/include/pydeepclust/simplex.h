@@ -325,6 +325,33 @@ PDC_CPU_INLINE void block_assign(const T* e, int64_t rs, int64_t es, int64_t row
   }
 }
 
+// row_assign_grad for `rows` (<= L) rows, gradient rows contiguous (width m); et:
+// scratch of m * L. The norms come from the transposed block (L independent sums per
+// instruction); the dot with each row's own code and the gradient row go row by row.
+template <typename T, int L>
+PDC_CPU_INLINE void block_assign_grad(const T* e, int64_t rs, int64_t es, int64_t rows,
+                                      const T* codes, const T* inv_cn, int64_t m,
+                                      const int64_t* label, T scale, const T* g, int64_t gs,
+                                      T* grad, T* et) {
+  load_rows<T, L>(e, rs, es, rows, m, et);
+  T sumsq[L], norm[L];
+  lanes_sumsq<T, L>(et, m, sumsq);
+  lanes_sqrt<T, L>(sumsq, norm);
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* row = e + i * rs;
+    const int64_t c = label[i] > 0 ? label[i] : 0;
+    const T* code = codes + c * m;
+    T a, b;
+    T* out = grad + i * m;
+    if (!grad_coefficients(norm[i], dot_with_code(row, es, code, m), inv_cn[c], label[i], scale,
+                           g[i * gs], &a, &b)) {
+      for (int64_t j = 0; j < m; ++j) out[j] = T(0);
+      continue;
+    }
+    for (int64_t j = 0; j < m; ++j) out[j] = a * code[j] + b * row[j * es];
+  }
+}
+
 // row_distances + memberships_from_distances for `rows` (<= L) rows, out (rows x k,
 // row stride os); scratch: et (m * L) and dk (k * L).
 template <typename T, int L>
