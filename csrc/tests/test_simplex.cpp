@@ -211,6 +211,192 @@ void test_blocks_match_rows(int64_t k, int64_t m, int64_t es) {
   for (int64_t j = 0; j < m; ++j) CHECK(grad[1 * m + j] == T(0) && grad[2 * m + j] == T(0));
 }
 
+// ---------------------------------------------------------------- register rows, dots
+// The helpers the CUDA kernels use (rows in W registers, results from precomputed dots
+// fed in chunks) against the per-row functions: bit for bit (NaN matching NaN).
+template <typename T>
+bool same(T a, T b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  return a == b && std::signbit(a) == std::signbit(b);
+}
+
+template <typename T>
+struct Lcg {
+  uint64_t state;
+  T next() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return T(double(state >> 11) / double(1ULL << 53) * 2 - 1);
+  }
+};
+
+// Rows of width m (element stride es) that cover every case: random, zero, NaN, +-inf,
+// overflowing ||e||^2, exactly on a code, on a duplicated code (a tie), halfway between
+// two codes, tiny (subnormal squares).
+template <typename T>
+std::vector<std::vector<T>> special_rows(const std::vector<T>& codes, int64_t k, int m,
+                                         Lcg<T>& rng) {
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const T big = std::sqrt(std::numeric_limits<T>::max());
+  std::vector<std::vector<T>> rows;
+  for (int t = 0; t < 4; ++t) {
+    std::vector<T> r(m);
+    for (auto& v : r) v = rng.next();
+    rows.push_back(r);
+  }
+  rows.push_back(std::vector<T>(m, T(0)));
+  std::vector<T> r(m);
+  for (int j = 0; j < m; ++j) r[j] = rng.next();
+  r[m / 2] = nan;
+  rows.push_back(r);
+  r[m / 2] = inf;
+  rows.push_back(r);
+  r[m - 1] = -inf;
+  rows.push_back(r);
+  for (int j = 0; j < m; ++j) r[j] = big * T(2) * (j % 2 ? T(1) : T(-1));  // finite, sumsq inf
+  rows.push_back(r);
+  for (int j = 0; j < m; ++j) r[j] = codes[(k - 1) * m + j] * T(3);       // on the last code
+  rows.push_back(r);
+  for (int j = 0; j < m; ++j) r[j] = codes[j];                            // codes 0 and 1 tie
+  rows.push_back(r);
+  for (int j = 0; j < m; ++j) r[j] = codes[j] + codes[(k - 1) * m + j];   // between two
+  rows.push_back(r);
+  for (int j = 0; j < m; ++j) r[j] = std::numeric_limits<T>::min() * rng.next();  // tiny
+  rows.push_back(r);
+  return rows;
+}
+
+template <typename T, int W>
+void test_register_rows_one(int m, int64_t k, int64_t es, uint64_t seed) {
+  Lcg<T> rng{seed};
+  std::vector<T> codes(k * m), inv_cn(k);
+  for (auto& v : codes) v = rng.next();
+  if (k > 1) {
+    for (int j = 0; j < m; ++j) codes[m + j] = codes[j];  // code 1 duplicates code 0: ties
+  }
+  for (int64_t c = 0; c < k; ++c) {
+    inv_cn[c] = T(1) / sx::row_norm(codes.data() + c * m, 1, m);
+    CHECK(same(sx::inv_row_norm(codes.data() + c * m, m), inv_cn[c]));
+  }
+  const T scale = T(1.5);
+  for (const auto& row : special_rows(codes, k, m, rng)) {
+    std::vector<T> e(m * es + 1, T(-9));
+    for (int j = 0; j < m; ++j) e[j * es] = row[j];
+    const T* ep = e.data();
+
+    T r[W];
+    for (auto& v : r) v = T(-7);
+    sx::load_row<T, W>(ep, es, m, r);
+    for (int j = 0; j < W; ++j) CHECK(same(r[j], j < m ? row[j] : T(0)));
+    // the same row in chunks of 4 columns
+    T rc[W];
+    for (int j0 = 0; j0 < W; j0 += 4) {
+      const int count = std::max(0, std::min(4, m - j0));
+      sx::load_row_chunk<T, W, 4>(ep + j0 * es, es, j0, count, rc);
+    }
+    for (int j = 0; j < W; ++j) CHECK(same(rc[j], r[j]));
+
+    const T sumsq = sx::row_sumsq(ep, es, m);
+    CHECK(same(sx::reg_sumsq<T, W>(r), sumsq));
+    for (int64_t c = 0; c < k; ++c) {
+      CHECK(same(sx::reg_dot<T, W>(r, codes.data() + c * m, m),
+                 sx::dot_with_code(ep, es, codes.data() + c * m, m)));
+    }
+    for (int chunk : {1, 3, 32}) {
+      T s = T(0);
+      for (int j0 = 0; j0 < m; j0 += chunk) {
+        s = sx::accumulate_sumsq(s, ep + j0 * es, es, std::min(chunk, m - j0));
+      }
+      CHECK(same(s, sumsq));
+    }
+
+    // assignment: registers and dots (whole and in chunks) against row_assign
+    T ref_dist, dist;
+    int64_t ref_label, label;
+    sx::row_assign(ep, es, codes.data(), inv_cn.data(), k, m, scale, &ref_dist, &ref_label);
+    sx::reg_assign<T, W>(r, m, codes.data(), inv_cn.data(), k, scale, &dist, &label);
+    CHECK(same(dist, ref_dist) && label == ref_label);
+    std::vector<T> dots(2 * k, T(-5));  // stride 2
+    for (int64_t c = 0; c < k; ++c) {
+      dots[2 * c] = sx::dot_with_code(ep, es, codes.data() + c * m, m);
+    }
+    sx::assign_from_dots(sumsq, dots.data(), 2, inv_cn.data(), k, scale, &dist, &label);
+    CHECK(same(dist, ref_dist) && label == ref_label);
+    for (int64_t chunk : {1, 7, 32}) {
+      T best_dot = T(0);
+      int64_t best = 0;
+      for (int64_t c0 = 0; c0 < k; c0 += chunk) {
+        if (sx::row_usable(sumsq)) {
+          sx::take_nearest(dots.data() + 2 * c0, 2, inv_cn.data(), c0, std::min(chunk, k - c0),
+                           &best_dot, &best);
+        }
+      }
+      sx::finish_assign(sumsq, best_dot, best, scale, &dist, &label);
+      CHECK(same(dist, ref_dist) && label == ref_label);
+    }
+    if (k > 1 && ref_label >= 0) CHECK(ref_label != 1);  // the tie goes to code 0
+
+    // memberships: registers, dots, dots in chunks (in place), against the per-row path
+    std::vector<T> ref_mem(k), mem(2 * k, T(-3));
+    sx::row_distances(ep, es, codes.data(), inv_cn.data(), k, m, ref_mem.data(), 1);
+    sx::memberships_from_distances(ref_mem.data(), 1, k);
+    sx::reg_memberships<T, W>(r, m, codes.data(), inv_cn.data(), k, mem.data(), 2);
+    for (int64_t c = 0; c < k; ++c) CHECK(same(mem[2 * c], ref_mem[c]));
+    sx::memberships_from_dots(sumsq, dots.data(), 2, inv_cn.data(), k, mem.data(), 1);
+    for (int64_t c = 0; c < k; ++c) CHECK(same(mem[c], ref_mem[c]));
+    for (int64_t chunk : {1, 5, 32}) {
+      std::vector<T> buf(dots);  // overwritten in place, as the CUDA epilogue does
+      T norm, inv_norm;
+      sx::norm_and_inverse(sumsq, &norm, &inv_norm);
+      T dmin = T(0), total = T(0);
+      for (int64_t c0 = 0; c0 < k; c0 += chunk) {
+        sx::take_min_distance(buf.data() + 2 * c0, 2, norm, inv_norm, inv_cn.data(), c0,
+                              std::min(chunk, k - c0), &dmin);
+      }
+      for (int64_t c0 = 0; c0 < k; c0 += chunk) {
+        sx::add_weights(buf.data() + 2 * c0, 2, norm, inv_norm, inv_cn.data(), c0,
+                        std::min(chunk, k - c0), dmin, &total);
+      }
+      for (int64_t c0 = 0; c0 < k; c0 += chunk) {
+        sx::write_memberships(buf.data() + 2 * c0, 2, norm, inv_norm, inv_cn.data(), c0,
+                              std::min(chunk, k - c0), dmin, T(1) / total, buf.data() + 2 * c0,
+                              2);
+      }
+      for (int64_t c = 0; c < k; ++c) CHECK(same(buf[2 * c], ref_mem[c]));
+    }
+
+    // gradient, in place in the registers, for several labels (-1: none)
+    for (int64_t lab : {int64_t(-1), int64_t(0), ref_label, k - 1}) {
+      const T g = rng.next();
+      std::vector<T> ref_grad(m);
+      sx::row_assign_grad(ep, es, codes.data(), inv_cn.data(), m, lab, scale, g, ref_grad.data(),
+                          1);
+      T gr[W];
+      sx::load_row<T, W>(ep, es, m, gr);
+      sx::reg_assign_grad<T, W>(gr, m, codes.data(), inv_cn.data(), lab, scale, g);
+      for (int j = 0; j < W; ++j) CHECK(same(gr[j], j < m ? ref_grad[j] : T(0)));
+      std::vector<T> out(3 * m, T(-1));
+      for (int j0 = 0; j0 < W; j0 += 8) {
+        sx::store_row_chunk<T, W, 8>(gr, j0, std::max(0, std::min(8, m - j0)), out.data() + 3 * j0,
+                                     3);
+      }
+      for (int j = 0; j < 3 * m; ++j) CHECK(same(out[j], j % 3 ? T(-1) : ref_grad[j / 3]));
+    }
+  }
+}
+
+// Every width m = 1 .. W of the bucket W, k from 1 to 50 (and k = m + 1, the simplex
+// codes' case), contiguous and strided rows.
+template <typename T, int W>
+void test_register_rows() {
+  for (int m = 1; m <= W; ++m) {
+    for (int64_t k : {int64_t(1), int64_t(2), int64_t(3), int64_t(m + 1), int64_t(50)}) {
+      if (k > 65) continue;
+      test_register_rows_one<T, W>(m, k, 1, 1000 * m + k);
+      if (m % 5 == 1) test_register_rows_one<T, W>(m, k, 3, 7 + m);
+    }
+  }
+}
+
 int main() {
   test_blocks_match_rows<float>(3, 2, 1);
   test_blocks_match_rows<float>(10, 9, 1);
@@ -225,5 +411,15 @@ int main() {
   test_memberships_product_form();
   test_memberships_large_k_float();
   test_row_distances_zero_row();
+  test_register_rows<float, 4>();
+  test_register_rows<float, 8>();
+  test_register_rows<float, 16>();
+  test_register_rows<float, 32>();
+  test_register_rows<float, 64>();
+  test_register_rows<double, 4>();
+  test_register_rows<double, 8>();
+  test_register_rows<double, 16>();
+  test_register_rows<double, 32>();
+  test_register_rows<double, 64>();
   return pdc_test::report("test_simplex");
 }

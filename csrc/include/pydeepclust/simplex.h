@@ -191,6 +191,224 @@ PDC_HOST_DEVICE void row_distances(const T* e, int64_t es, const T* codes, const
   }
 }
 
+// ---------------------------------------------------------------- rows from dots
+// The per-row results from precomputed dots dot[c * ds] = dot(e, s_c) (a GEMM's, in the
+// CUDA kernels for wide codes), in pieces that run over codes c0 .. c0 + count - 1 so that
+// a kernel can feed them one staged chunk of codes at a time. Called over consecutive
+// chunks in order, they compute exactly what row_assign and row_distances +
+// memberships_from_distances compute from the same dots (same operations, same order).
+
+// 1 / ||s_c|| of one code of width m (summed in index order, as row_norm).
+template <typename T>
+PDC_HOST_DEVICE T inv_row_norm(const T* code, int64_t m) {
+  return T(1) / row_norm(code, int64_t(1), m);
+}
+
+// Whether row_assign compares codes for a row with this ||e||^2 (finite and nonzero);
+// finish_assign overrides the nearest code of any other row.
+template <typename T>
+PDC_HOST_DEVICE bool row_usable(T sumsq) {
+  return is_finite(sumsq) && sumsq > T(0);
+}
+
+// s + ||e[0 .. count)||^2, continuing row_sumsq's index-order sum from s.
+template <typename T>
+PDC_HOST_DEVICE T accumulate_sumsq(T s, const T* e, int64_t es, int64_t count) {
+  for (int64_t j = 0; j < count; ++j) {
+    const T v = e[j * es];
+    s += v * v;
+  }
+  return s;
+}
+
+// The running nearest code (row_assign's loop) over codes c0 .. c0 + count - 1.
+template <typename T>
+PDC_HOST_DEVICE void take_nearest(const T* dot, int64_t ds, const T* inv_cn, int64_t c0,
+                                  int64_t count, T* best_dot, int64_t* best) {
+  for (int64_t u = 0; u < count; ++u) {
+    const int64_t c = c0 + u;
+    const T cdot = dot[u * ds] * inv_cn[c];
+    if (c == 0 || nearer(cdot, *best_dot)) {
+      *best_dot = cdot;
+      *best = c;
+    }
+  }
+}
+
+// row_assign from ||e||^2 and the k dots.
+template <typename T>
+PDC_HOST_DEVICE void assign_from_dots(T sumsq, const T* dot, int64_t ds, const T* inv_cn,
+                                      int64_t k, T scale, T* dist, int64_t* label) {
+  T best_dot = T(0);
+  int64_t best = 0;
+  if (row_usable(sumsq)) take_nearest(dot, ds, inv_cn, int64_t(0), k, &best_dot, &best);
+  finish_assign(sumsq, best_dot, best, scale, dist, label);
+}
+
+// memberships_from_distances in three passes over the codes, each distance recomputed
+// from its dot by code_distance (norm = sqrt(||e||^2), inv_norm = 1 / norm, as
+// row_distances): (1) the smallest distance, (2) the sum of the weights, (3) the
+// memberships.
+template <typename T>
+PDC_HOST_DEVICE T membership_weight(T d, T dmin) {
+  return dmin <= T(0) ? (d <= T(0) ? T(1) : T(0)) : dmin / d;
+}
+
+template <typename T>
+PDC_HOST_DEVICE void take_min_distance(const T* dot, int64_t ds, T norm, T inv_norm,
+                                       const T* inv_cn, int64_t c0, int64_t count, T* dmin) {
+  for (int64_t u = 0; u < count; ++u) {
+    const int64_t c = c0 + u;
+    const T d = code_distance(dot[u * ds], norm, inv_norm, inv_cn[c]);
+    *dmin = c == 0 ? d : (d < *dmin ? d : *dmin);
+  }
+}
+
+template <typename T>
+PDC_HOST_DEVICE void add_weights(const T* dot, int64_t ds, T norm, T inv_norm, const T* inv_cn,
+                                 int64_t c0, int64_t count, T dmin, T* total) {
+  for (int64_t u = 0; u < count; ++u) {
+    *total += membership_weight(code_distance(dot[u * ds], norm, inv_norm, inv_cn[c0 + u]), dmin);
+  }
+}
+
+// out may alias dot (out == dot, os == ds): each dot is read before its membership is
+// written. NaN distances (dmin NaN) give NaN memberships.
+template <typename T>
+PDC_HOST_DEVICE void write_memberships(const T* dot, int64_t ds, T norm, T inv_norm,
+                                       const T* inv_cn, int64_t c0, int64_t count, T dmin,
+                                       T inv_total, T* out, int64_t os) {
+  for (int64_t u = 0; u < count; ++u) {
+    const T w = membership_weight(code_distance(dot[u * ds], norm, inv_norm, inv_cn[c0 + u]),
+                                  dmin);
+    out[u * os] = dmin == dmin ? w * inv_total : dmin;
+  }
+}
+
+// ||e|| and 1 / ||e|| from ||e||^2, as row_distances computes them.
+template <typename T>
+PDC_HOST_DEVICE void norm_and_inverse(T sumsq, T* norm, T* inv_norm) {
+  *norm = PDC_SQRT(sumsq);
+  *inv_norm = T(1) / *norm;
+}
+
+// row_distances + memberships_from_distances from ||e||^2 and the k dots.
+template <typename T>
+PDC_HOST_DEVICE void memberships_from_dots(T sumsq, const T* dot, int64_t ds, const T* inv_cn,
+                                           int64_t k, T* out, int64_t os) {
+  T norm, inv_norm;
+  norm_and_inverse(sumsq, &norm, &inv_norm);
+  T dmin = T(0), total = T(0);
+  take_min_distance(dot, ds, norm, inv_norm, inv_cn, int64_t(0), k, &dmin);
+  add_weights(dot, ds, norm, inv_norm, inv_cn, int64_t(0), k, dmin, &total);
+  write_memberships(dot, ds, norm, inv_norm, inv_cn, int64_t(0), k, dmin, T(1) / total, out, os);
+}
+
+// ---------------------------------------------------------------- register rows
+// A row of width m <= W held in W registers (T r[W], zero past m), for kernels templated
+// on a width bucket W: every loop has the compile-time length W and is unrolled, so that
+// r[j] is a register. Sums run in index order over j < m, as row_sumsq and dot_with_code
+// (sumsq also adds the padding's 0 * 0 = +0, which leaves a sum of squares unchanged: it
+// is never -0), and the per-row results go through the functions above, so each helper
+// computes exactly what its per-row counterpart computes.
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__) || defined(__clang__)
+#define PDC_UNROLL _Pragma("unroll")
+#elif defined(__CUDACC__) || defined(__HIPCC__)
+#define PDC_UNROLL  // nvcc's host pass: these helpers run on the device only there
+#elif defined(__GNUC__)
+#define PDC_UNROLL _Pragma("GCC unroll 64")
+#else
+#define PDC_UNROLL
+#endif
+
+// r[j0 + c] = e[c * es] for c < count and 0 for count <= c < C (j0 + c < W): one chunk of
+// C columns of a row (a staged tile holds C columns of 32 rows). j0 must be a
+// compile-time constant after unrolling (a multiple of C in an unrolled loop).
+template <typename T, int W, int C>
+PDC_HOST_DEVICE void load_row_chunk(const T* e, int64_t es, int j0, int count, T (&r)[W]) {
+  PDC_UNROLL for (int c = 0; c < C; ++c) {
+    if (j0 + c < W) r[j0 + c] = c < count ? e[c * es] : T(0);
+  }
+}
+
+// r = the row e[0 .. m) (m <= W), zero past m.
+template <typename T, int W>
+PDC_HOST_DEVICE void load_row(const T* e, int64_t es, int m, T (&r)[W]) {
+  load_row_chunk<T, W, W>(e, es, 0, m, r);
+}
+
+// out[c * os] = r[j0 + c] for c < count (count <= C, j0 + c < W).
+template <typename T, int W, int C>
+PDC_HOST_DEVICE void store_row_chunk(const T (&r)[W], int j0, int count, T* out, int64_t os) {
+  PDC_UNROLL for (int c = 0; c < C; ++c) {
+    if (j0 + c < W && c < count) out[c * os] = r[j0 + c];
+  }
+}
+
+// row_sumsq of a register row.
+template <typename T, int W>
+PDC_HOST_DEVICE T reg_sumsq(const T (&r)[W]) {
+  T s = T(0);
+  PDC_UNROLL for (int j = 0; j < W; ++j) s += r[j] * r[j];
+  return s;
+}
+
+// dot_with_code of a register row (code read for j < m only).
+template <typename T, int W>
+PDC_HOST_DEVICE T reg_dot(const T (&r)[W], const T* code, int m) {
+  T s = T(0);
+  PDC_UNROLL for (int j = 0; j < W; ++j) {
+    if (j < m) s += r[j] * code[j];
+  }
+  return s;
+}
+
+// row_assign of a register row (codes k x m, contiguous).
+template <typename T, int W>
+PDC_HOST_DEVICE void reg_assign(const T (&r)[W], int m, const T* codes, const T* inv_cn,
+                                int64_t k, T scale, T* dist, int64_t* label) {
+  const T sumsq = reg_sumsq<T, W>(r);
+  T best_dot = T(0);
+  int64_t best = 0;
+  if (row_usable(sumsq)) {
+    for (int64_t c = 0; c < k; ++c) {
+      const T cdot = reg_dot<T, W>(r, codes + c * m, m) * inv_cn[c];
+      if (c == 0 || nearer(cdot, best_dot)) {
+        best_dot = cdot;
+        best = c;
+      }
+    }
+  }
+  finish_assign(sumsq, best_dot, best, scale, dist, label);
+}
+
+// row_distances + memberships_from_distances of a register row, out with stride os.
+template <typename T, int W>
+PDC_HOST_DEVICE void reg_memberships(const T (&r)[W], int m, const T* codes, const T* inv_cn,
+                                     int64_t k, T* out, int64_t os) {
+  const T norm = PDC_SQRT((reg_sumsq<T, W>(r)));
+  const T inv_norm = T(1) / norm;
+  for (int64_t c = 0; c < k; ++c) {
+    out[c * os] = code_distance(reg_dot<T, W>(r, codes + c * m, m), norm, inv_norm, inv_cn[c]);
+  }
+  memberships_from_distances(out, os, k);
+}
+
+// row_assign_grad of a register row, in place: r holds the row on entry and its
+// gradient on exit (zero past m).
+template <typename T, int W>
+PDC_HOST_DEVICE void reg_assign_grad(T (&r)[W], int m, const T* codes, const T* inv_cn,
+                                     int64_t label, T scale, T g) {
+  const int64_t c = label > 0 ? label : 0;
+  const T* code = codes + c * m;
+  T a, b;
+  const bool usable = grad_coefficients(PDC_SQRT((reg_sumsq<T, W>(r))), reg_dot<T, W>(r, code, m),
+                                        inv_cn[c], label, scale, g, &a, &b);
+  PDC_UNROLL for (int j = 0; j < W; ++j) {
+    r[j] = usable && j < m ? a * code[j] + b * r[j] : T(0);
+  }
+}
+
 #if !defined(__CUDACC__) && !defined(__HIPCC__)
 // ---------------------------------------------------------------- CPU row blocks
 // Rows in lanes: a block of up to L rows is transposed to (m, L), so that every loop
