@@ -57,6 +57,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--fail-below", type=float, default=None, metavar="RATIO",
+                        help="exit 1 when the tuned backend runs any case below RATIO times the "
+                             "reference's speed (gpu_check.sh: 0.95)")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -66,7 +69,7 @@ def main():
 
     print("| case | extension (ms) | tuned (ms) | reference (ms) | tuned / best | tuned chose |")
     print("|---|---|---|---|---|---|")
-    ratios = []
+    ratios, slow = [], []
     for name, fn in cases(device).items():
         before = set(_tuned.TUNER.choices)
         times = {b: [] for b in ("extension", "tuned", "reference")}
@@ -86,10 +89,15 @@ def main():
         med = {b: statistics.median(t) * 1e3 for b, t in times.items()}
         ratio = min(med["extension"], med["reference"]) / med["tuned"]
         ratios.append(ratio)
+        if args.fail_below is not None and med["reference"] / med["tuned"] < args.fail_below:
+            slow.append(f"{name} ({med['reference'] / med['tuned']:.2f}x the reference)")
         print(f"| {name} | {med['extension']:.3f} | {med['tuned']:.3f} | {med['reference']:.3f} "
               f"| {ratio:.2f} | {chose or '(cached)'} |")
     print(f"\ntuned / best over {len(ratios)} cases: median {statistics.median(ratios):.2f}, "
           f"min {min(ratios):.2f}; {device} ({torch.get_num_threads()} torch threads)")
+    if slow:
+        print(f"tuned below {args.fail_below}x the reference: " + "; ".join(slow))
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
