@@ -142,17 +142,22 @@ def _blobs():
 
 @pytest.mark.parametrize("make", [
     lambda p: __import__("pydeepclust.models", fromlist=["GenKSC"]).GenKSC(
-        3, hidden=(32,), feature_dim=16, epochs=20, precision=p, verbose=False),
+        3, hidden=(32,), feature_dim=16, epochs=20, precision=p, verbose=False, random_state=0),
     lambda p: __import__("pydeepclust.models", fromlist=["RSM"]).RSM(
-        3, hidden=(32,), epochs=60, precision=p),
+        3, hidden=(32,), epochs=60, precision=p, random_state=0),
     lambda p: __import__("pydeepclust.models", fromlist=["ACeDeC"]).ACeDeC(
-        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, epochs=5, batch_size=50, precision=p),
+        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, epochs=5, batch_size=50, precision=p,
+        random_state=0),
     lambda p: __import__("pydeepclust.models", fromlist=["DCN"]).DCN(
-        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, epochs=5, batch_size=50, precision=p),
+        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, epochs=5, batch_size=50, precision=p,
+        random_state=0),
     lambda p: __import__("pydeepclust.models", fromlist=["AEKMeans"]).AEKMeans(
-        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, batch_size=50, precision=p),
+        3, latent_dim=2, hidden=(32,), pretrain_epochs=10, batch_size=50, precision=p,
+        random_state=0),
 ], ids=["genksc", "rsm", "acedec", "dcn", "ae-kmeans"])
 def test_bf16_training_clusters_like_fp32(make):
+    """Seeded: an unseeded GenKSC start drawn from the suite's global RNG once clustered these
+    blobs at NMI 0.58 in bf16 (CI, 2026-12-02); seeded, GenKSC agrees in both precisions (seeds 0-7)."""
     from sklearn.metrics import normalized_mutual_info_score as nmi
 
     X, y = _blobs()
