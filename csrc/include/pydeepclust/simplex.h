@@ -139,6 +139,13 @@ PDC_HOST_DEVICE void row_assign_grad(const T* e, int64_t es, const T* codes, con
   for (int64_t j = 0; j < m; ++j) grad[j * gs] = a * code[j] + b * e[j * es];
 }
 
+// The weight dmin / d of one code's distance d, given the row's smallest distance dmin
+// (dmin <= 0: 1 for the codes at distance <= 0, 0 for the others).
+template <typename T>
+PDC_HOST_DEVICE T membership_weight(T d, T dmin) {
+  return dmin <= T(0) ? (d <= T(0) ? T(1) : T(0)) : dmin / d;
+}
+
 // Soft KSC memberships (Langone, Mall & Suykens 2013):
 //   m_c = prod_{j != c} d_j / sum_l prod_{j != l} d_j  =  (1/d_c) / sum_l (1/d_l).
 // Computed as (d_min/d_c) / sum_l (d_min/d_l): every ratio lies in [0, 1], so
@@ -154,18 +161,10 @@ PDC_HOST_DEVICE void memberships_from_distances(T* row, int64_t rs, int64_t k) {
     return;
   }
   T total = T(0);
-  if (dmin <= T(0)) {
-    for (int64_t c = 0; c < k; ++c) {
-      const T w = row[c * rs] <= T(0) ? T(1) : T(0);
-      row[c * rs] = w;
-      total += w;
-    }
-  } else {
-    for (int64_t c = 0; c < k; ++c) {
-      const T w = dmin / row[c * rs];
-      row[c * rs] = w;
-      total += w;
-    }
+  for (int64_t c = 0; c < k; ++c) {
+    const T w = membership_weight(row[c * rs], dmin);
+    row[c * rs] = w;
+    total += w;
   }
   const T inv_total = T(1) / total;
   for (int64_t c = 0; c < k; ++c) row[c * rs] *= inv_total;
@@ -249,10 +248,6 @@ PDC_HOST_DEVICE void assign_from_dots(T sumsq, const T* dot, int64_t ds, const T
 // from its dot by code_distance (norm = sqrt(||e||^2), inv_norm = 1 / norm, as
 // row_distances): (1) the smallest distance, (2) the sum of the weights, (3) the
 // memberships.
-template <typename T>
-PDC_HOST_DEVICE T membership_weight(T d, T dmin) {
-  return dmin <= T(0) ? (d <= T(0) ? T(1) : T(0)) : dmin / d;
-}
 
 template <typename T>
 PDC_HOST_DEVICE void take_min_distance(const T* dot, int64_t ds, T norm, T inv_norm,
