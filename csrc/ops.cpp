@@ -1,9 +1,11 @@
 // Every op schema of the pydeepclust library, declared once; kernels are
 // registered per dispatch key in csrc/cpu/*.cpp and csrc/cuda/*.cu.
-// The pybind11 module exposes build introspection only.
+// The pybind11 module exposes build introspection and the CPU output cache.
 #include <torch/extension.h>
 #include <torch/library.h>
 #include <torch/version.h>
+
+#include "cpu/output_cache.h"
 
 #ifndef PDC_CUDA_ARCH_LIST
 #define PDC_CUDA_ARCH_LIST ""
@@ -77,4 +79,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "pydeepclust native ops (registered under torch.ops.pydeepclust)";
   m.def("build_info", &build_info,
         "How this extension was built: torch version, CUDA and its arch list, OpenMP.");
+  m.def("release_cpu_output_cache", &pydeepclust::release_output_cache,
+        "Free the buffers the CPU ops keep for reuse; returns the bytes freed.");
+  m.def("cpu_output_cache_bytes", &pydeepclust::output_cache_bytes,
+        "Bytes of freed CPU op outputs kept for reuse.");
 }

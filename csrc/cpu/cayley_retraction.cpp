@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "output_cache.h"
 #include "pydeepclust/cayley.h"
 #include "simd.h"
 
@@ -73,7 +74,7 @@ void for_matrices(const BatchArgs<T>& a, int64_t batch, int64_t work_per_matrix,
 at::Tensor retraction_fused(const at::Tensor& X, const at::Tensor& G, const at::Tensor& tau) {
   const int64_t batch = X.size(0), n = X.size(1), p = X.size(2);
   const auto Xc = X.contiguous(), Gc = G.contiguous();
-  auto Y = at::empty({batch, n, p}, X.options());
+  auto Y = empty_output({batch, n, p}, X.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), kOp, [&] {
     const BatchArgs<scalar_t> a{Xc.data_ptr<scalar_t>(), Gc.data_ptr<scalar_t>(), nullptr,
                                 tau.data_ptr<scalar_t>(), tau.numel() == 1 ? 0 : 1, n, p,

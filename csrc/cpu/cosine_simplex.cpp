@@ -3,7 +3,7 @@
 // into a small (m, L) buffer, each code's dot product one vectorised sweep over it),
 // blocks split across threads with at::parallel_for; the backward takes the row norms
 // from the same blocks and writes each gradient row whole.
-// Outputs of 4 MiB and more are mapped with transparent huge pages (empty_output).
+// Outputs come from empty_output (output_cache.h): large ones reuse freed buffers.
 // The hot loops are compiled for the baseline x86-64 target, AVX2 + FMA and AVX-512,
 // picked at run time (simd.h). The math is in simplex.h.
 #include <ATen/Dispatch.h>
@@ -15,11 +15,8 @@
 #include <cstdint>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "../checks.h"
+#include "output_cache.h"
 #include "pydeepclust/simplex.h"
 #include "simd.h"
 
@@ -27,25 +24,6 @@ namespace pydeepclust {
 namespace {
 
 constexpr const char* kAssign = "cosine_simplex_assign";
-
-// at::empty for an output the kernel writes in full. From 4 MiB on, Linux is asked for
-// transparent huge pages before the first write: a fresh allocation that size is a new
-// mapping, and faulting it in 4 KiB pages cost as much as writing it (36 MB: ~10 ms of
-// faults against ~3 ms of writes on the 2-core test machine). Only the 2 MiB-aligned
-// interior of the tensor's own memory is advised; a failure changes nothing.
-at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  auto t = at::empty(sizes, options);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-  const size_t bytes = t.nbytes();
-  if (bytes >= 2 * kHuge) {
-    const auto p = reinterpret_cast<uintptr_t>(t.data_ptr());
-    const uintptr_t begin = (p + kHuge - 1) & ~(kHuge - 1), end = (p + bytes) & ~(kHuge - 1);
-    if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-  }
-#endif
-  return t;
-}
 
 // Rows per block (SIMD lanes x a few registers): 32 floats or 16 doubles.
 template <typename T>

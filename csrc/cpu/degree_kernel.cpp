@@ -15,6 +15,7 @@
 
 #include "../checks.h"
 #include "../degree_kernel_common.h"
+#include "output_cache.h"
 #include "pydeepclust/kernels.h"
 
 namespace pydeepclust {
@@ -33,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> degree_weighted_kernel_cpu(
   const int64_t B = X.size(0), n = X.size(1);
   const auto Xc = X.contiguous();
   auto K = at::bmm(Xc, Xc.transpose(1, 2)).contiguous();  // the Gram matrix, made K in place
-  auto P = return_kernel ? at::empty_like(K) : K;
+  auto P = return_kernel ? empty_output(K.sizes(), K.options()) : K;
   auto degrees = at::empty({B, n}, X.options());
   const auto norms = rbf ? squared_norms(Xc) : at::Tensor();
   const auto sig = rbf ? sigma.contiguous() : at::Tensor();
@@ -77,7 +78,7 @@ at::Tensor degree_weighted_kernel_backward_cpu(
   const auto gk = grad_K.has_value() ? grad_K->contiguous() : at::Tensor();
   const auto Pc = P.contiguous();
   const auto dc = degrees.contiguous();
-  auto W = at::empty({B, n, n}, X.options());
+  auto W = empty_output({B, n, n}, X.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), kBackward, [&] {
     const scalar_t* gpp = gp.defined() ? gp.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gdp = gd.defined() ? gd.data_ptr<scalar_t>() : nullptr;

@@ -22,6 +22,7 @@
 #include <tuple>
 
 #include "../checks.h"
+#include "output_cache.h"
 #include "pydeepclust/rbf.h"
 
 namespace pydeepclust {
@@ -182,7 +183,7 @@ at::Tensor ratio_cut_backward_x_cpu(const at::Tensor& X, const at::Tensor& Z,
   const auto sig = sigma.reshape({batch}).contiguous();
   const auto gc = grad_cut.reshape({batch}).contiguous();
   const auto gd = grad_degree.reshape({batch, n}).contiguous();
-  auto wx = at::zeros({batch, n, d}, Xb.options());
+  auto wx = empty_output({batch, n, d}, Xb.options()).zero_();
   auto weight_sum = at::zeros({batch, n}, Xb.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), "rbf_ratio_cut_backward_x", [&] {
     for (int64_t b = 0; b < batch; ++b) {
@@ -356,9 +357,9 @@ std::tuple<at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
   const auto sig = sigma.reshape({batch}).contiguous();
   const auto gc = grad_cut.reshape({batch}).contiguous();
   const auto gd = grad_degree.reshape({batch, n}).contiguous();
-  auto wx = at::zeros({batch, n, d}, Xb.options());
+  auto wx = empty_output({batch, n, d}, Xb.options()).zero_();
   auto ws = at::zeros({batch, n}, Xb.options());
-  auto wxc = at::zeros({batch, m, d}, Xb.options());
+  auto wxc = empty_output({batch, m, d}, Xb.options()).zero_();
   auto wsc = at::zeros({batch, m}, Xb.options());
   AT_DISPATCH_FLOATING_TYPES(X.scalar_type(), op, [&] {
     for (int64_t b = 0; b < batch; ++b) {

@@ -14,8 +14,10 @@ from pydeepclust.ops._backend import (
     ExtensionLoadWarning,
     backend,
     build_info,
+    cpu_output_cache_bytes,
     extension_available,
     has_kernel,
+    release_cpu_output_cache,
     set_backend,
     use_backend,
 )
@@ -52,8 +54,10 @@ __all__ = [
     "ExtensionLoadWarning",
     "backend",
     "build_info",
+    "cpu_output_cache_bytes",
     "extension_available",
     "has_kernel",
+    "release_cpu_output_cache",
     "set_backend",
     "use_backend",
     # cosine-to-simplex assignment (DESIGN §3a)

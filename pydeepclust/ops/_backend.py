@@ -77,6 +77,22 @@ def build_info() -> dict:
     return {"available": True, **_C.build_info()}
 
 
+def release_cpu_output_cache() -> int:
+    """Free the buffers the CPU kernels keep for reuse; return the bytes freed.
+
+    A CPU op's output of 4 MiB or more comes from a cache of the buffers earlier outputs
+    released, so a training loop does not fault fresh pages in every step (a new 36 MB
+    tensor costs ~10x its write). The cache holds at most ``PYDEEPCLUST_CPU_OUTPUT_CACHE_MB``
+    (default 512; 0 turns it off), read when the first large output is made.
+    """
+    return 0 if _C is None else int(_C.release_cpu_output_cache())
+
+
+def cpu_output_cache_bytes() -> int:
+    """Bytes the CPU output cache holds now (see :func:`release_cpu_output_cache`)."""
+    return 0 if _C is None else int(_C.cpu_output_cache_bytes())
+
+
 def set_backend(name: str) -> None:
     """Select ``"auto"`` (extension where it has a kernel), ``"extension"``, ``"reference"``
     or ``"tuned"`` (per shape, whichever of kernel and reference measured faster)."""
