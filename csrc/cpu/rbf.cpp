@@ -348,7 +348,7 @@ std::tuple<at::Tensor, at::Tensor> ratio_cut_rows_backward_cpu(
   check_same_device_dtype(X, "X", grad_degree, "grad_degree", op);
   const bool need_x = output_mask[0], need_xc = output_mask[1];
   const auto Xb = as_batched(X), Zb = as_batched(Z), Xcb = as_batched(Xc), Zcb = as_batched(Zc);
-  const int64_t n = Xb.size(1), m = Xcb.size(1), d = Xb.size(2), k = Zb.size(2);
+  const int64_t n = Xb.size(1), m = Xcb.size(1), d = Xb.size(2);
   TORCH_CHECK(grad_cut.numel() == batch && grad_degree.numel() == batch * n, op,
               ": grad_cut and grad_degree must have the shapes of cut and degree, got ",
               grad_cut.sizes(), " and ", grad_degree.sizes());

@@ -2,7 +2,7 @@
 // skipped) without a GPU.
 //
 //  1. simplex::row_assign in a one-thread-per-row kernel equals the host result.
-//  2. The kernels of csrc/cuda/cosine_simplex.cu (included without torch) through their
+//  2. The kernels of csrc/cuda/cosine_simplex_kernels.cuh (no torch) through their
 //     launchers: every width bucket of the register path (m = 1 .. 64), the generic
 //     fallback (m > 64), codes in shared memory and in global memory (too large, or
 //     forced), the GEMM epilogues on dots summed in reverse order, contiguous / padded /
@@ -23,9 +23,8 @@
 #include "check.h"
 #include "pydeepclust/simplex.h"
 
-#define PDC_SIMPLEX_KERNELS_ONLY
 #define PDC_LAUNCH_CHECK() CHECK(cudaGetLastError() == cudaSuccess)
-#include "../cuda/cosine_simplex.cu"
+#include "../cuda/cosine_simplex_kernels.cuh"
 
 namespace sx = pydeepclust::simplex;
 namespace sc = pydeepclust::simplex_cuda;

@@ -113,22 +113,6 @@ PDC_HOST_DEVICE T pair_weight(T s, T r, T grad_cut, T grad_degree_i, T grad_degr
   return s * (grad_cut * r + T(0.5) * (grad_degree_i + grad_degree_j));
 }
 
-// d/dz_i = 4 g_c (d_i z_i - (SZ)_i), written to out (may alias sz).
-template <typename T>
-PDC_HOST_DEVICE void grad_z_row(T degree, const T* z_i, const T* sz, int64_t k, T grad_cut,
-                                T* out) {
-  const T coef = T(4) * grad_cut;
-  for (int64_t c = 0; c < k; ++c) out[c] = coef * (degree * z_i[c] - sz[c]);
-}
-
-// d/dx_i = -4c (x_i sum_j W_ij - (W X)_i), written to out (may alias wx).
-template <typename T>
-PDC_HOST_DEVICE void grad_x_row(const T* x_i, T weight_sum, const T* wx, int64_t d, T c,
-                                T* out) {
-  const T coef = T(-4) * c;
-  for (int64_t j = 0; j < d; ++j) out[j] = coef * (x_i[j] * weight_sum - wx[j]);
-}
-
 // ---- rectangular form (rows against columns), see the top of this file
 
 // Row i's share of the partial cut: d_i ||z_i||^2 - 2 z_i . (SW)_i + (S q)_i.
@@ -171,6 +155,22 @@ PDC_HOST_DEVICE void rect_grad_x_row(const T* x_i, T weight_sum, const T* wx, in
                                      T* out) {
   const T coef = T(-2) * c;
   for (int64_t j = 0; j < d; ++j) out[j] = coef * (x_i[j] * weight_sum - wx[j]);
+}
+
+// The square form's gradients: each pair counted from both ends, twice the rectangular ones
+// (the doubling is exact).
+// d/dz_i = 4 g_c (d_i z_i - (SZ)_i), written to out (may alias sz).
+template <typename T>
+PDC_HOST_DEVICE void grad_z_row(T degree, const T* z_i, const T* sz, int64_t k, T grad_cut,
+                                T* out) {
+  rect_grad_z_row(degree, z_i, sz, k, T(2) * grad_cut, out);
+}
+
+// d/dx_i = -4c (x_i sum_j W_ij - (W X)_i), written to out (may alias wx).
+template <typename T>
+PDC_HOST_DEVICE void grad_x_row(const T* x_i, T weight_sum, const T* wx, int64_t d, T c,
+                                T* out) {
+  rect_grad_x_row(x_i, weight_sum, wx, d, T(2) * c, out);
 }
 
 }  // namespace rbf
