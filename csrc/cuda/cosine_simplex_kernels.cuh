@@ -218,20 +218,32 @@ __global__ void code_norms_kernel(const T* __restrict__ codes, int64_t k, int64_
   }
 }
 
-template <typename T, int W>
-__global__ void __launch_bounds__(kThreads)
-    assign_registers(Rows<T> a, T scale, T* __restrict__ dist, int64_t* __restrict__ label) {
-  PDC_SIMPLEX_TILES(T);
+// The register kernels' common frame: the block's codes (shared memory or global), then
+// each warp's rows, row0 .. row0 + 31, loaded into registers; body(r, row0, i, codes,
+// inv_cn) runs for the lane's row i = row0 + lane (i may be >= n: the body checks, so that
+// the whole warp still takes part in the staged stores).
+template <typename T, int W, typename Body>
+__device__ __forceinline__ void for_register_rows(const Rows<T>& a, T* tile, int lane,
+                                                  T* smem_codes, Body&& body) {
   const T *codes, *inv_cn;
   block_codes(a, smem_codes, &codes, &inv_cn);
   for (int64_t row0 = warp_first_row(); row0 < a.n; row0 += warp_row_step()) {
     T r[W];
     load_rows<T, W>(a, row0, tile, lane, r);
-    const int64_t i = row0 + lane;
+    body(r, row0, row0 + lane, codes, inv_cn);
+  }
+}
+
+template <typename T, int W>
+__global__ void __launch_bounds__(kThreads)
+    assign_registers(Rows<T> a, T scale, T* __restrict__ dist, int64_t* __restrict__ label) {
+  PDC_SIMPLEX_TILES(T);
+  for_register_rows<T, W>(a, tile, lane, smem_codes,
+                          [&](T(&r)[W], int64_t, int64_t i, const T* codes, const T* inv_cn) {
     if (i < a.n) {
       simplex::reg_assign<T, W>(r, int(a.m), codes, inv_cn, a.k, scale, dist + i, label + i);
     }
-  }
+  });
 }
 
 template <typename T, int W>
@@ -239,17 +251,14 @@ __global__ void __launch_bounds__(kThreads)
     backward_registers(Rows<T> a, T scale, const T* __restrict__ g, int64_t gs,
                        const int64_t* __restrict__ label, T* __restrict__ grad) {
   PDC_SIMPLEX_TILES(T);
-  const T *codes, *inv_cn;
-  block_codes(a, smem_codes, &codes, &inv_cn);
-  for (int64_t row0 = warp_first_row(); row0 < a.n; row0 += warp_row_step()) {
-    T r[W];
-    load_rows<T, W>(a, row0, tile, lane, r);
-    const int64_t i = row0 + lane;
+  for_register_rows<T, W>(a, tile, lane, smem_codes,
+                          [&](T(&r)[W], int64_t row0, int64_t i, const T* codes,
+                              const T* inv_cn) {
     if (i < a.n) {
       simplex::reg_assign_grad<T, W>(r, int(a.m), codes, inv_cn, label[i], scale, g[i * gs]);
     }
     store_rows<T, W>(r, grad, a.m, row0, a.n, tile, lane);
-  }
+  });
 }
 
 // kStaged (k <= kChunk): the lane's memberships are formed in its tile row and stored
@@ -257,22 +266,17 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, int W, bool kStaged>
 __global__ void __launch_bounds__(kThreads) memberships_registers(Rows<T> a, T* __restrict__ out) {
   PDC_SIMPLEX_TILES(T);
-  const T *codes, *inv_cn;
-  block_codes(a, smem_codes, &codes, &inv_cn);
-  for (int64_t row0 = warp_first_row(); row0 < a.n; row0 += warp_row_step()) {
-    T r[W];
-    load_rows<T, W>(a, row0, tile, lane, r);
-    const int64_t i = row0 + lane;
+  for_register_rows<T, W>(a, tile, lane, smem_codes,
+                          [&](T(&r)[W], int64_t row0, int64_t i, const T* codes,
+                              const T* inv_cn) {
     if constexpr (kStaged) {
       T* mine = tile + lane * Tile<T>::kStride;
       if (i < a.n) simplex::reg_memberships<T, W>(r, int(a.m), codes, inv_cn, a.k, mine, 1);
       stage_out(out, a.k, row0, a.n, int(a.k), tile, lane);
-    } else {
-      if (i < a.n) {
-        simplex::reg_memberships<T, W>(r, int(a.m), codes, inv_cn, a.k, out + i * a.k, 1);
-      }
+    } else if (i < a.n) {
+      simplex::reg_memberships<T, W>(r, int(a.m), codes, inv_cn, a.k, out + i * a.k, 1);
     }
-  }
+  });
 }
 
 // GEMM epilogues: dots (n x k, row stride k) = the rows' dots with the codes; a.inv_cn is
