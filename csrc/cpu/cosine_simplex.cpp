@@ -111,6 +111,14 @@ PDC_CPU_INLINE void grad_blocks(const GradArgs<T>& a, int64_t b0, int64_t b1) {
 }
 PDC_CLONES(grad_blocks, GradArgs)
 
+// 1 / ||s_c|| of each code, by the header's function: the same sums as the CUDA kernels.
+template <typename T>
+std::vector<T> inverse_code_norms(const T* codes, int64_t k, int64_t m) {
+  std::vector<T> inv(k);
+  for (int64_t c = 0; c < k; ++c) inv[c] = simplex::inv_row_norm(codes + c * m, m);
+  return inv;
+}
+
 // Runs `fn` over all row blocks on the intra-op threads.
 template <typename T, typename Fn>
 void for_blocks(const AssignArgs<T>& a, int64_t work_per_row, Fn fn) {
@@ -126,13 +134,13 @@ std::tuple<at::Tensor, at::Tensor> assign_cpu(const at::Tensor& E, const at::Ten
   const int64_t k = codes.size(0), m = codes.size(1);
   const auto rows = E.reshape({-1, m});  // a view whenever the layout allows
   const auto codes_c = codes.contiguous();
-  const auto inv_cn = codes_c.norm(2, {1}).reciprocal();
   const int64_t n = rows.size(0);
   auto dist = empty_output({n}, E.options());
   auto label = empty_output({n}, E.options().dtype(at::kLong));
   AT_DISPATCH_FLOATING_TYPES(E.scalar_type(), kAssign, [&] {
+    const auto inv_cn = inverse_code_norms(codes_c.data_ptr<scalar_t>(), k, m);
     AssignArgs<scalar_t> a{rows.data_ptr<scalar_t>(), rows.stride(0), rows.stride(1), n, k, m,
-                           codes_c.data_ptr<scalar_t>(), inv_cn.data_ptr<scalar_t>(),
+                           codes_c.data_ptr<scalar_t>(), inv_cn.data(),
                            static_cast<scalar_t>(scale), dist.data_ptr<scalar_t>(),
                            label.data_ptr<int64_t>(), nullptr};
     using Fn = void (*)(const AssignArgs<scalar_t>&, int64_t, int64_t);
@@ -147,7 +155,7 @@ std::tuple<at::Tensor, at::Tensor> assign_cpu(const at::Tensor& E, const at::Ten
 at::Tensor assign_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& E,
                                const at::Tensor& codes, const at::Tensor& label, double scale) {
   check_simplex_inputs(E, codes, "cosine_simplex_assign_backward");
-  const int64_t m = codes.size(1);
+  const int64_t k = codes.size(0), m = codes.size(1);
   const auto rows = E.reshape({-1, m});
   const int64_t n = rows.size(0);
   // The gradient of dist.sum() is an expanded scalar (stride 0): read it through its
@@ -155,11 +163,11 @@ at::Tensor assign_backward_cpu(const at::Tensor& grad_dist, const at::Tensor& E,
   const auto g = grad_dist.reshape({n});
   const auto lab = label.reshape({n}).contiguous();
   const auto codes_c = codes.contiguous();
-  const auto inv_cn = codes_c.norm(2, {1}).reciprocal();
   auto grad = empty_output({n, m}, E.options());
   AT_DISPATCH_FLOATING_TYPES(E.scalar_type(), "cosine_simplex_assign_backward", [&] {
+    const auto inv_cn = inverse_code_norms(codes_c.data_ptr<scalar_t>(), k, m);
     GradArgs<scalar_t> a{rows.data_ptr<scalar_t>(), rows.stride(0), rows.stride(1), n, m,
-                         codes_c.data_ptr<scalar_t>(), inv_cn.data_ptr<scalar_t>(),
+                         codes_c.data_ptr<scalar_t>(), inv_cn.data(),
                          g.data_ptr<scalar_t>(), g.stride(0), lab.data_ptr<int64_t>(),
                          static_cast<scalar_t>(scale), grad.data_ptr<scalar_t>()};
     constexpr int L = lanes<scalar_t>();
@@ -175,12 +183,12 @@ at::Tensor memberships_cpu(const at::Tensor& E, const at::Tensor& codes) {
   const int64_t k = codes.size(0), m = codes.size(1);
   const auto rows = E.reshape({-1, m});
   const auto codes_c = codes.contiguous();
-  const auto inv_cn = codes_c.norm(2, {1}).reciprocal();
   const int64_t n = rows.size(0);
   auto out = empty_output({n, k}, E.options());
   AT_DISPATCH_FLOATING_TYPES(E.scalar_type(), "soft_memberships", [&] {
+    const auto inv_cn = inverse_code_norms(codes_c.data_ptr<scalar_t>(), k, m);
     AssignArgs<scalar_t> a{rows.data_ptr<scalar_t>(), rows.stride(0), rows.stride(1), n, k, m,
-                           codes_c.data_ptr<scalar_t>(), inv_cn.data_ptr<scalar_t>(),
+                           codes_c.data_ptr<scalar_t>(), inv_cn.data(),
                            scalar_t(1), nullptr, nullptr, out.data_ptr<scalar_t>()};
     using Fn = void (*)(const AssignArgs<scalar_t>&, int64_t, int64_t);
     for_blocks<scalar_t, Fn>(a, k * m, PDC_PICK_CLONE(membership_lanes, scalar_t));
