@@ -38,7 +38,7 @@ def test_freed_output_is_reused_and_overwritten(empty_cache):
     first = _grad(E1, codes)
     ptr = first.data_ptr()
     del first
-    assert ops.cpu_output_cache_bytes() >= 8 * MIB  # the gradient, and the forward's outputs
+    assert ops.cpu_output_cache_bytes() == 8 * MIB  # the gradient (the forward's are < 4 MiB)
     second = _grad(E2, codes)
     assert second.data_ptr() == ptr
     # every entry written again: nothing of E1's gradient is left in the reused buffer
@@ -63,6 +63,65 @@ def test_zero_filled_outputs_start_from_zero(empty_cache):
     with ops.use_backend("reference"):
         expected = grad()
     torch.testing.assert_close(again, expected)
+
+
+def _assign_case(E):
+    return ops.cosine_simplex_assign(E, ops.simplex_codes(4, dtype=E.dtype))
+
+
+def _memberships_case(E):
+    return (ops.soft_memberships(E, ops.simplex_codes(10)),)
+
+
+def _degree_case(X):
+    Xg = X.clone().requires_grad_()
+    P, degrees, _ = ops.degree_weighted_kernel(Xg, "rbf", 1.5, return_kernel=True)
+    grad = torch.autograd.grad((P * P).sum() + degrees.sum(), Xg)[0]
+    return P.detach(), grad
+
+
+def _cayley_case(G):
+    Q = torch.linalg.qr(torch.randn(G.shape, dtype=G.dtype,
+                                    generator=torch.Generator().manual_seed(1))).Q
+    return (ops.cayley_retraction(Q, G, 0.1),)
+
+
+def _ratio_cut_rows_case(X):
+    Xg, Xc = X[:1400].clone().requires_grad_(), X[1400:].clone().requires_grad_()
+    Z = torch.sin(X[:, :3] * 0.1)  # a fixed embedding of the inputs
+    cut, _ = ops.rbf_ratio_cut_rows(Xg, Z[:1400], Xc, Z[1400:], 60.0)
+    return torch.autograd.grad(cut, (Xg, Xc))
+
+
+# op: (the call, its input shape and dtype); every case makes at least one output >= 4 MiB
+REUSE_CASES = {
+    "assign": (_assign_case, (600_000, 3), torch.float64),           # dist, label 4.8 MB
+    "memberships": (_memberships_case, (200_000, 9), torch.float32),  # 8 MB
+    "degree kernel": (_degree_case, (1, 1100, 8), torch.float32),     # P and the backward's W
+    "cayley": (_cayley_case, (1100, 32, 32), torch.float32),          # the fused path's Y
+    "ratio cut rows": (_ratio_cut_rows_case, (2800, 784), torch.float32),  # both gradients
+}
+
+
+@pytest.mark.parametrize("name", list(REUSE_CASES))
+def test_reused_buffers_are_written_in_full(name, empty_cache):
+    """Outputs poisoned (NaN, or -7 for labels) and released, then the op on other inputs:
+    it must get those buffers back and leave nothing of them (nor of its temporaries from
+    the first call) in its results."""
+    call, shape, dtype = REUSE_CASES[name]
+    first = call(torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(2)))
+    large = {t.data_ptr() for t in first if t.nbytes >= 4 * MIB}
+    assert large, "the case must make an output of 4 MiB or more"
+    for t in first:
+        t.fill_(float("nan") if t.is_floating_point() else -7)
+    del first, t
+    X = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    again = call(X)
+    assert large & {t.data_ptr() for t in again}, "no released buffer was reused"
+    with ops.use_backend("reference"):
+        expected = call(X)
+    for got, want in zip(again, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_release_frees_everything(empty_cache):

@@ -17,6 +17,9 @@
 #include <c10/core/Allocator.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -26,6 +29,9 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #endif
 
 namespace pydeepclust {
@@ -38,8 +44,10 @@ size_t limit_from_env() {
   const char* v = std::getenv("PYDEEPCLUST_CPU_OUTPUT_CACHE_MB");
   if (v == nullptr || *v == '\0') return size_t(512) << 20;
   char* end = nullptr;
+  errno = 0;
   const long long mb = std::strtoll(v, &end, 10);
-  TORCH_CHECK(end != v && *end == '\0' && mb >= 0,
+  TORCH_CHECK(end != v && *end == '\0' && errno != ERANGE && mb >= 0 &&
+                  static_cast<unsigned long long>(mb) <= (SIZE_MAX >> 20),
               "PYDEEPCLUST_CPU_OUTPUT_CACHE_MB must be a whole number of MiB >= 0, got '", v,
               "'");
   return size_t(mb) << 20;
@@ -48,7 +56,10 @@ size_t limit_from_env() {
 class OutputCache final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t bytes) override {
-    const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    TORCH_CHECK_WITH(OutOfMemoryError, bytes <= SIZE_MAX - kHuge,
+                     "pydeepclust: cannot allocate ", bytes, " bytes for an op's output");
+    // whole huge pages, at least one (a storage resized to 0 still gets a real buffer)
+    const size_t size = std::max<size_t>((bytes + kHuge - 1) / kHuge, 1) * kHuge;
     void* p = take(size);
     if (p == nullptr) p = fresh(size);
     return {p, p, &OutputCache::release, c10::Device(c10::DeviceType::CPU)};
@@ -80,7 +91,16 @@ class OutputCache final : public c10::Allocator {
 
   static OutputCache& get() {
     // never destroyed: tensors may be freed after static destructors have run
-    static auto* cache = new OutputCache(limit_from_env());
+    static auto* cache = [] {
+      auto* c = new OutputCache(limit_from_env());
+#if defined(__unix__) || defined(__APPLE__)
+      // a fork (DataLoader workers) while another thread holds the lock would leave the
+      // child's copy locked for ever: hold it across the fork, release it on both sides
+      pthread_atfork([] { get().mutex_.lock(); }, [] { get().mutex_.unlock(); },
+                     [] { get().mutex_.unlock(); });
+#endif
+      return c;
+    }();
     return *cache;
   }
 

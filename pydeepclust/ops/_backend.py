@@ -80,10 +80,12 @@ def build_info() -> dict:
 def release_cpu_output_cache() -> int:
     """Free the buffers the CPU kernels keep for reuse; return the bytes freed.
 
-    A CPU op's output of 4 MiB or more comes from a cache of the buffers earlier outputs
-    released, so a training loop does not fault fresh pages in every step (a new 36 MB
-    tensor costs ~10x its write). The cache holds at most ``PYDEEPCLUST_CPU_OUTPUT_CACHE_MB``
-    (default 512; 0 turns it off), read when the first large output is made.
+    The CPU kernels' large outputs (4 MiB or more; which ones: the ops guide) come from a
+    cache of the buffers earlier outputs released, so a training loop does not fault fresh
+    pages in every step (a new 36 MB tensor costs ~10x its write). The cache holds at most
+    ``PYDEEPCLUST_CPU_OUTPUT_CACHE_MB`` MiB (default 512; 0 turns it off), read on the
+    cache's first use (a large output, or a call of this function or
+    :func:`cpu_output_cache_bytes`), which raises ``RuntimeError`` for a malformed value.
     """
     return 0 if _C is None else int(_C.release_cpu_output_cache())
 

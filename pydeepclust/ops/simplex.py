@@ -189,17 +189,21 @@ def _check_inputs(E: Tensor, codes: Tensor, fn: str, check_finite: bool,
         )
     if not codes.dtype.is_floating_point:
         raise TypeError(f"{fn}: codes must be a floating tensor, got {codes.dtype}")
-    # k x m, tiny: a zero or non-finite code would make every cosine to it NaN
+    codes = codes if codes.dtype == E.dtype else codes.to(E.dtype)
+    # k x m, tiny: a zero or non-finite code, or one whose squared norm over- or underflows
+    # in E's dtype (the kernels sum it there), would make every cosine to it NaN or 0
     if check_finite and not torch.compiler.is_compiling():
         def fail():
-            raise ValueError(f"{fn}: codes must be finite, without zero rows, got {codes}")
-        failed = ~(torch.isfinite(codes).all(dim=1) & (codes.abs().sum(dim=1) > 0)).all()
+            raise ValueError(f"{fn}: codes must be finite and nonzero, with squared norms that "
+                             f"{E.dtype} can hold (neither inf nor 0), got {codes}")
+        sumsq = codes.pow(2).sum(dim=1)
+        failed = ~(torch.isfinite(sumsq) & (sumsq > 0)).all()
         if checks is None:
             if bool(failed):
                 fail()
         else:
             checks.add(failed, fail)
-    return codes if codes.dtype == E.dtype else codes.to(E.dtype)
+    return codes
 
 
 # Fake kernels (for torch.compile) and the autograd formula of the native ops.
