@@ -88,16 +88,16 @@ def test_changed_settings_are_not_taken_for_done(tmp_path, monkeypatch):
 
 
 def test_autoencoder_rows_share_one_pretrained_network(tmp_path, monkeypatch):
-    import pydeepclust.models as models
+    from pydeepclust.models.autoencoder import AutoencoderClusterer
 
     calls = []
-    original = models.pretrain_autoencoder
+    original = AutoencoderClusterer._pretrain
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs["random_state"])
-        return original(*args, **kwargs)
+    def counting(self, X):  # every pretraining, whichever estimator runs it
+        calls.append(self.random_state)
+        return original(self, X)
 
-    monkeypatch.setattr(models, "pretrain_autoencoder", counting)
+    monkeypatch.setattr(AutoencoderClusterer, "_pretrain", counting)
     cache = tmp_path / "aes"
     out = str(tmp_path / "results.jsonl")
     first = run(rows=TINY.rows[2:], seeds=[0], out=out, autoencoder_dir=str(cache))
@@ -226,3 +226,44 @@ def test_resolved_defaults_are_recorded(tmp_path):
     (result,) = run(Table("t", "t", (row,)), seeds=[0], out=None)
     assert result["params"]["lr"] is None and result["resolved"]["lr"] == pytest.approx(3e-3)
     assert result["resolved"]["batch_size"] == 1500
+
+
+def test_pretraining_is_kept_resumable_and_unchanged(tmp_path, noisy_blobs, monkeypatch):
+    """With an autoencoder folder the runner pretrains through AEKMeans with checkpoints: the
+    network equals pretrain_autoencoder's, and a pretraining cut off mid-way continues from
+    its checkpoint (no partial file is left once it is done)."""
+    import torch
+
+    from pydeepclust.models import AEKMeans, pretrain_autoencoder
+
+    X = noisy_blobs[0]
+    settings = {"latent_dim": 2, "hidden": (8,), "epochs": 12, "batch_size": 60}
+    row = Row("ae-kmeans/blobs", "ae-kmeans", "blobs", pretrain=settings)
+    expected = pretrain_autoencoder(X, random_state=0, **settings).state_dict()
+
+    calls, check = [0], AEKMeans._check_loss
+
+    def killed_after_nine_epochs(self, *args, **kwargs):  # 4 steps an epoch
+        calls[0] += 1
+        if calls[0] > 9 * 4 + 2:
+            raise KeyboardInterrupt
+        return check(self, *args, **kwargs)
+
+    monkeypatch.setattr(AEKMeans, "_check_loss", killed_after_nine_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        experiments._pretrained(row, X, 0, str(tmp_path), None, {})
+    partial = [f for f in os.listdir(tmp_path) if f.endswith(".partial")]
+    assert len(partial) == 1  # the checkpoint after epoch 5
+    monkeypatch.setattr(AEKMeans, "_check_loss", check)
+    calls[0] = 0
+
+    def counted(self, *args, **kwargs):
+        calls[0] += 1
+        return check(self, *args, **kwargs)
+
+    monkeypatch.setattr(AEKMeans, "_check_loss", counted)
+    ae, _, cached = experiments._pretrained(row, X, 0, str(tmp_path), None, {})
+    assert not cached and calls[0] == (12 - 5) * 4  # resumed after epoch 5
+    assert not any(f.endswith(".partial") for f in os.listdir(tmp_path))
+    for key, value in ae.state_dict().items():
+        assert torch.equal(value, expected[key]), key
