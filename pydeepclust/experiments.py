@@ -463,7 +463,7 @@ def _pretrained(row: Row, X: np.ndarray, seed: int, autoencoder_dir: str | None,
     ``pretrain`` settings: one network per data content, seed and settings."""
     import torch
 
-    from pydeepclust.models import AEKMeans, Autoencoder, pretrain_autoencoder
+    from pydeepclust.models import Autoencoder, pretrain_autoencoder
     from pydeepclust.models.base import atomic_save
 
     settings = dict(row.pretrain)
@@ -484,22 +484,18 @@ def _pretrained(row: Row, X: np.ndarray, seed: int, autoencoder_dir: str | None,
         memo[name] = (ae.eval(), saved["pretrain_s"], True)
         return memo[name]
     start = time.perf_counter()
+    partial = None
     if path:
         # resumable: an hour of pretraining cut off by the end of a session continues from
         # its last checkpoint (every 5 epochs) when the runner is started again
         os.makedirs(autoencoder_dir, exist_ok=True)
         partial = path + ".partial"
-        kwargs = {"latent_dim": 10, "hidden": (500, 500, 2000),  # pretrain_autoencoder's defaults
-                  **{("pretrain_epochs" if k == "epochs" else k): v for k, v in settings.items()}}
-        model = AEKMeans(n_clusters=1, n_init=1, random_state=seed, device=device,
-                         checkpoint_path=partial, checkpoint_every=5, **kwargs)
-        ae = model.fit(X, resume=True).autoencoder_
-        seconds = round(time.perf_counter() - start, 1)  # resumed: this process's share
+    ae = pretrain_autoencoder(X, random_state=seed, device=device, checkpoint_path=partial,
+                              checkpoint_every=5, **settings)
+    seconds = round(time.perf_counter() - start, 1)  # resumed: this process's share
+    if path:
         atomic_save({"state_dict": ae.cpu().state_dict(), "pretrain_s": seconds}, path)
         os.remove(partial)
-    else:
-        ae = pretrain_autoencoder(X, random_state=seed, device=device, **settings)
-        seconds = round(time.perf_counter() - start, 1)
     memo[name] = (ae.eval(), seconds, False)
     return memo[name]
 

@@ -267,3 +267,14 @@ def test_pretraining_is_kept_resumable_and_unchanged(tmp_path, noisy_blobs, monk
     assert not any(f.endswith(".partial") for f in os.listdir(tmp_path))
     for key, value in ae.state_dict().items():
         assert torch.equal(value, expected[key]), key
+
+
+def test_pretraining_checkpoint_settings_are_checked_first(tmp_path, noisy_blobs):
+    from pydeepclust.models import pretrain_autoencoder
+
+    X = noisy_blobs[0]
+    with pytest.raises(ValueError, match="checkpoint_path .* does not exist"):
+        pretrain_autoencoder(X, epochs=1, checkpoint_path=str(tmp_path / "no" / "ae.pt"))
+    with pytest.raises(ValueError, match="checkpoint_every must be an integer >= 1"):
+        pretrain_autoencoder(X, epochs=1, checkpoint_path=str(tmp_path / "ae.pt"),
+                             checkpoint_every=0)

@@ -335,13 +335,26 @@ def pretrain_autoencoder(X, latent_dim: int = 10, arch: str = "mlp",
                          batch_size: int = 256, lr: float = 1e-3, random_state: int | None = 0,
                          device: str | None = None, verbose: bool = False,
                          standardize: bool = False,
-                         augmentation_invariance: bool = False) -> Autoencoder:
+                         augmentation_invariance: bool = False,
+                         checkpoint_path: str | None = None,
+                         checkpoint_every: int = 10) -> Autoencoder:
     """Build and pretrain an :class:`Autoencoder` on ``X`` (squared error, Adam), reproducible
     with ``random_state``; pass the result as ``autoencoder=`` to several clusterers. A
     clusterer given the same settings and no autoencoder pretrains the identical network.
     ``standardize``: train on X z-scored by its global mean and std (kept in the network).
     ``augmentation_invariance``: train on randomly rotated, shifted and sheared images (X of
-    shape (n, H, W) or (n, C, H, W))."""
+    shape (n, H, W) or (n, C, H, W)). ``checkpoint_path``: save the pretraining there every
+    ``checkpoint_every`` epochs and, when the file exists, continue from it (a cut-off
+    pretraining resumes; the network is the one an uninterrupted call gives)."""
+    if checkpoint_path is not None:
+        from pydeepclust.models.baselines import AEKMeans  # it builds on this module
+
+        model = AEKMeans(n_clusters=1, n_init=1, latent_dim=latent_dim, arch=arch, hidden=hidden,
+                         pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
+                         random_state=random_state, device=device, verbose=verbose,
+                         standardize=standardize, augmentation_invariance=augmentation_invariance,
+                         checkpoint_path=checkpoint_path, checkpoint_every=checkpoint_every)
+        return model.fit(X, resume=True).autoencoder_
     holder = AutoencoderClusterer(latent_dim=latent_dim, arch=arch, hidden=hidden,
                                   pretrain_epochs=epochs, batch_size=batch_size, lr=lr,
                                   random_state=random_state, device=device, verbose=verbose,
