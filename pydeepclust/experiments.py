@@ -248,8 +248,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                              recluster=True)
               + _acedec_rows("mnist", "mnist",
                              _ae(100, standardize=True, augmentation_invariance=True), 50,
-                             _PAPER_ACEDEC["mnist+aug"], ("acedec", "dcn0.1"), augment=True,
-                             recluster=True)
+                             _PAPER_ACEDEC["mnist+aug"], ("acedec", "dcn0.1", "ae-kmeans"),
+                             augment=True, recluster=True)
           )),
     Table("acedec", "ACe/DeC, Table 1 on SYNTH-25 and Fashion-MNIST, and on digits",
           rows=(
