@@ -52,7 +52,9 @@ def main() -> None:
     p.add_argument("--out-dir", default="runs/centroid_rule")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    table = experiments.TABLES[args.table]
+    table = experiments.TABLES.get(args.table)
+    if table is None:
+        p.error(f"--table: unknown table {args.table!r}; known: {sorted(experiments.TABLES)}")
     row = next((r for r in table.rows if r.name == args.row), None)
     if row is None:
         p.error(f"table {args.table!r} has no row {args.row!r}")

@@ -26,6 +26,8 @@ import statistics
 import subprocess
 import sys
 
+from pydeepclust.data import parse_dataset_name
+
 CHILD = r"""
 import json, sys, time
 import torch
@@ -77,6 +79,10 @@ def main() -> None:
     impls = ("pydeepclust", "clustpy") if args.impl == "both" else (args.impl,)
     if "clustpy" in impls and not args.clustpy_path:
         p.error("--clustpy-path is needed to run ClustPy (or pass --impl pydeepclust)")
+    try:  # here, not in a child whose error would only show as a failed process
+        parse_dataset_name(args.data)
+    except ValueError as err:
+        p.error(f"--data: {err}")
     seeds = args.seeds if args.seeds else range(args.repeats)
     names = {"pydeepclust": "pydeepclust", "clustpy": "ClustPy"}
     print(f"{args.data}, {args.pretrain_epochs} + {args.epochs} epochs; NMI per seed\n")
